@@ -1,0 +1,275 @@
+"""The public algorithm shape shared by every pgrl algorithm.
+
+``Algorithm(policy, env, **hparams)``, ``learn``, ``predict``, ``save`` and ``load`` with
+Stable-Baselines3's names.  A subclass declares its config model, whether it learns from
+fixed-length rollouts or whole episodes, and its ``update``; the loop lives in the trainer.
+The helpers below (batched values, minibatches, optimizer steps) are shared through functions.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from pgrl.config import AlgoConfig, build_config, load_preset, make_schedule, merge
+from pgrl.envs.base import VecEnv
+from pgrl.envs.make import check_env_id, make_env
+from pgrl.envs.normalize import ObsNormalizer, RewardScaler
+from pgrl.errors import ConfigError, EnvError, TrainingError
+from pgrl.policies.actor_critic import ActorCriticPolicy, check_spaces
+from pgrl.rollout.collector import Collector
+from pgrl.rollout.storage import Rollout
+
+Metrics = dict[str, torch.Tensor | float]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device '{device}' was asked for but this machine has no CUDA GPU; use --device cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ConfigError(f"unknown device '{device}'; use cpu, cuda or auto")
+    return torch.device(device)
+
+
+class Algorithm(abc.ABC):
+    name: ClassVar[str]
+    config_class: ClassVar[type[AlgoConfig]]
+    rollout_mode: ClassVar[Literal["steps", "episodes"]] = "steps"
+
+    def __init__(
+        self,
+        policy: str = "MlpPolicy",
+        env: str | VecEnv = "CartPole-v1",
+        *,
+        seed: int = 0,
+        device: str | torch.device = "auto",
+        env_backend: str = "auto",
+        vectorization: str = "sync",
+        preset: str = "default",
+        env_kwargs: dict | None = None,
+        verbose: int = 0,
+        _build_env: bool = True,
+        **hparams: Any,
+    ):
+        if policy != "MlpPolicy":
+            raise ConfigError(f"policy '{policy}' is not available; pgrl's policy is 'MlpPolicy'")
+        if isinstance(env, str):
+            check_env_id(env)
+            self.env_id = env
+        elif isinstance(env, VecEnv):
+            self.env_id = env.env_id
+        else:
+            raise EnvError(f"env must be a Gymnasium id or a pgrl VecEnv, not {type(env).__name__}; try make_env()")
+        values = merge(load_preset(self.name, self.env_id, preset) if isinstance(env, str) else {}, hparams)
+        self.config = build_config(self.config_class, self.name, values)
+        self.seed, self.verbose = int(seed), verbose
+        self.device = resolve_device(device)
+        self.env_backend, self.vectorization, self.env_kwargs = env_backend, vectorization, env_kwargs
+        self.num_timesteps = 0
+        self.env: VecEnv | None = None
+        torch.manual_seed(self.seed)
+        if isinstance(env, VecEnv):
+            self.env = env
+        elif _build_env:
+            self.env = self._make_env()
+        if self.env is not None:
+            obs_space, act_space = self.env.single_observation_space, self.env.single_action_space
+            check_spaces(obs_space, act_space, self.name)
+            self._build(obs_space, act_space)
+        self._collector: Collector | None = None
+
+    # -- construction -------------------------------------------------------------------------
+    def _make_env(self) -> VecEnv:
+        return make_env(
+            self.env_id,
+            self.config.n_envs,
+            seed=None,
+            backend=self.env_backend,
+            vectorization=self.vectorization,
+            device=self.device,
+            env_kwargs=self.env_kwargs,
+        )
+
+    def _build(self, observation_space: gym.Space, action_space: gym.Space) -> None:
+        self.observation_space, self.action_space = observation_space, action_space
+        self.policy = ActorCriticPolicy(observation_space, action_space, **self.config.policy_kwargs.model_dump())
+        self.policy.to(self.device)
+        self.obs_normalizer = (
+            ObsNormalizer(tuple(observation_space.shape), clip=self.config.clip_obs).to(self.device)
+            if self.config.normalize
+            else None
+        )
+        self.lr_schedule = make_schedule(self.config.learning_rate)
+        self._setup()
+
+    @abc.abstractmethod
+    def _setup(self) -> None:
+        """Create optimizers and any algorithm state."""
+
+    def make_optimizer(self, params, lr: float, kind: str | None = None) -> torch.optim.Optimizer:
+        kind = kind or self.config.optimizer
+        if kind == "rmsprop":  # TensorFlow-style RMSprop settings used by A2C implementations
+            return torch.optim.RMSprop(params, lr=lr, alpha=0.99, eps=1e-5)
+        return torch.optim.Adam(params, lr=lr, eps=1e-5)
+
+    # -- training -----------------------------------------------------------------------------
+    @property
+    def steps_per_rollout(self) -> int | None:
+        """Env steps each iteration adds (None for episode mode, where it varies)."""
+        return getattr(self.config, "n_steps", 1) * self.config.n_envs if self.rollout_mode == "steps" else None
+
+    def collector(self) -> Collector:
+        if self._collector is None:
+            if self.env is None:
+                self.env = self._make_env()
+            scaler = (
+                RewardScaler(self.env.num_envs, self.config.gamma).to(self.device)
+                if self.config.normalize_reward
+                else None
+            )
+            self._collector = Collector(self.env, self.policy, self.obs_normalizer, scaler)
+            self._collector.reset(seed=self.seed * 1000)
+        return self._collector
+
+    def collect(self) -> Rollout:
+        collector = self.collector()
+        if self.rollout_mode == "episodes":
+            return collector.collect_episodes(self.env.max_episode_steps or 10_000)
+        return collector.collect(getattr(self.config, "n_steps", 1))
+
+    @abc.abstractmethod
+    def update(self, rollout: Rollout, progress_remaining: float) -> Metrics:
+        """Learn from one rollout; return metrics ("loss/policy", ...)."""
+
+    def learn(
+        self,
+        total_timesteps: int | None = None,
+        *,
+        progress_bar: bool = False,
+        log_dir: str | Path | None = None,
+        callback=None,
+    ) -> Algorithm:
+        """Train for ``total_timesteps`` env steps (default: the preset's n_timesteps)."""
+        from pgrl.trainer import Trainer
+
+        total = total_timesteps if total_timesteps is not None else self.config.n_timesteps
+        if total is None:
+            raise ConfigError(f"{self.name} needs total_timesteps: this preset sets no n_timesteps")
+        if int(total) <= 0:
+            raise ConfigError(f"total_timesteps must be positive, got {total}")
+        Trainer(self, log_dir=log_dir, progress_bar=progress_bar, callback=callback).run(int(total))
+        return self
+
+    # -- inference ----------------------------------------------------------------------------
+    def normalize_obs(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.obs_normalizer(obs) if self.obs_normalizer is not None else obs
+
+    @torch.no_grad()
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
+        """Actions for one observation or a batch, as numpy (SB3's ``(actions, state)`` pair)."""
+        obs = torch.as_tensor(np.asarray(observation), dtype=torch.float32, device=self.device)
+        obs_shape = tuple(self.observation_space.shape or ())
+        single = obs.shape == obs_shape
+        if single:
+            obs = obs.unsqueeze(0)
+        if tuple(obs.shape[1:]) != obs_shape:
+            raise EnvError(f"predict got observations of shape {tuple(obs.shape)}; expected {obs_shape} or [B, *{obs_shape}]")
+        actions, _ = self.policy.act(self.normalize_obs(obs), deterministic=deterministic)
+        actions = self.policy.to_env(actions).cpu().numpy()
+        return (actions[0] if single else actions), None
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        from pgrl.checkpoint import save_model
+
+        return save_model(self, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path, env: str | VecEnv | None = None, device: str = "auto", **overrides):
+        from pgrl.checkpoint import load_model
+
+        return load_model(cls, Path(path), env=env, device=device, overrides=overrides)
+
+    def tensors(self) -> dict[str, nn.Module]:
+        """Modules whose state is saved with the model."""
+        modules: dict[str, nn.Module] = {"policy": self.policy}
+        if self.obs_normalizer is not None:
+            modules["obs_normalizer"] = self.obs_normalizer
+        return modules
+
+    def describe(self) -> dict[str, Any]:
+        return {"algo": self.name, "env_id": self.env_id, "config": self.config.to_json(), "seed": self.seed}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(env={self.env_id!r}, seed={self.seed}, config={json.dumps(self.config.to_json())})"
+
+
+# -- helpers shared by algorithm files ---------------------------------------------------------
+
+
+@torch.no_grad()
+def rollout_values(policy: ActorCriticPolicy, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
+    """V(obs) and V(next_obs), both [T, N], in one batched forward pass."""
+    T, N = rollout.n_steps, rollout.num_envs
+    both = torch.cat([rollout.obs.reshape(T * N, *rollout.obs.shape[2:]), rollout.next_obs.reshape(T * N, *rollout.obs.shape[2:])])
+    values = policy.value(both)
+    return values[: T * N].reshape(T, N), values[T * N :].reshape(T, N)
+
+
+def check_finite(algo: Algorithm, loss: torch.Tensor) -> None:
+    """Stop with a sentence naming the algorithm and step when the loss is NaN or infinite."""
+    if not bool(torch.isfinite(loss)):
+        raise TrainingError(
+            f"{algo.name} loss became {float(loss)} at step {algo.num_timesteps}; "
+            "lower learning_rate or max_grad_norm, or turn on normalize / normalize_reward"
+        )
+
+
+def flatten(x: torch.Tensor) -> torch.Tensor:
+    """[T, N, ...] -> [T*N, ...]."""
+    return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
+
+
+def minibatches(n: int, batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
+    """Shuffled index batches covering range(n); the last batch may be shorter."""
+    perm = torch.randperm(n, device=device)
+    for start in range(0, n, batch_size):
+        yield perm[start : start + batch_size]
+
+
+def optimizer_step(
+    optimizer: torch.optim.Optimizer, loss: torch.Tensor, params, max_grad_norm: float | None
+) -> torch.Tensor | None:
+    """zero_grad, backward, optional global-norm clipping, step; returns the pre-clip grad norm."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = nn.utils.clip_grad_norm_(params, max_grad_norm) if max_grad_norm is not None else None
+    optimizer.step()
+    return norm
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - Var[target - predicted] / Var[target] (nan when the target is constant)."""
+    var = target.var()
+    return torch.where(var > 0, 1 - (target - predicted).var() / var, torch.full_like(var, float("nan")))
+
+
+def normalize(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    return (x - x.mean()) / (x.std() + eps) if x.numel() > 1 else x - x.mean()

@@ -1,0 +1,139 @@
+"""PPO: clipped surrogate, optional value clipping, adaptive KL penalty, target-KL early stop.
+
+Loss per minibatch (SB3 scaling, so rl-zoo hyperparameters transfer):
+  L = -E[min(r A, clip(r, 1-eps, 1+eps) A)] + vf_coef * E[(V - R)^2] - ent_coef * E[H] + beta * E[KL]
+where r = pi(a|s) / pi_old(a|s).  With clip_range_vf the value term is the larger of the
+clipped and unclipped squared errors.  beta (kl_coef) adapts after each update: doubled when
+the measured KL exceeds 1.5 * kl_target, halved below kl_target / 1.5; kl_coef 0 disables it.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field, model_validator
+
+from pgrl.algos.base import (
+    Algorithm,
+    Metrics,
+    check_finite,
+    explained_variance,
+    flatten,
+    minibatches,
+    normalize,
+    optimizer_step,
+    rollout_values,
+    set_learning_rate,
+)
+from pgrl.config import AlgoConfig, Schedule, make_schedule
+from pgrl.returns import gae
+
+
+class PPOConfig(AlgoConfig):
+    n_steps: int = Field(2048, gt=0)
+    batch_size: int = Field(64, gt=0)
+    n_epochs: int = Field(10, gt=0)
+    gae_lambda: float = Field(0.95, ge=0.0, le=1.0)
+    clip_range: Schedule = 0.2
+    clip_range_vf: Schedule | None = None
+    normalize_advantage: bool = True
+    vf_coef: float = Field(0.5, ge=0.0)
+    target_kl: float | None = Field(None, gt=0.0)
+    kl_coef: float = Field(0.0, ge=0.0, description="initial adaptive KL penalty beta (0: off)")
+    kl_target: float = Field(0.01, gt=0.0)
+
+    @model_validator(mode="after")
+    def _batch_divides(self):
+        if (self.n_steps * self.n_envs) % self.batch_size:
+            raise ValueError(
+                f"n_steps * n_envs = {self.n_steps * self.n_envs} is not a multiple of batch_size "
+                f"{self.batch_size}; pick a batch_size that divides it"
+            )
+        return self
+
+
+def clipped_surrogate(log_probs, old_log_probs, advantages, clip_range: float):
+    """-E[min(r A, clip(r) A)] and the ratio r; zero gradient where the clip is active."""
+    ratio = torch.exp(log_probs - old_log_probs)
+    unclipped = ratio * advantages
+    clipped = torch.clamp(ratio, 1.0 - clip_range, 1.0 + clip_range) * advantages
+    return -torch.min(unclipped, clipped).mean(), ratio
+
+
+def value_loss(values, old_values, returns, clip_range_vf: float | None):
+    if clip_range_vf is None:
+        return (returns - values).pow(2).mean()
+    clipped = old_values + torch.clamp(values - old_values, -clip_range_vf, clip_range_vf)
+    return torch.max((returns - values).pow(2), (returns - clipped).pow(2)).mean()
+
+
+class PPO(Algorithm):
+    name = "ppo"
+    config_class = PPOConfig
+
+    def _setup(self) -> None:
+        self.optimizer = self.make_optimizer(self.policy.parameters(), self.lr_schedule(1.0))
+        self.clip_schedule = make_schedule(self.config.clip_range)
+        vf = self.config.clip_range_vf
+        self.clip_vf_schedule = make_schedule(vf) if vf is not None else None
+        self.kl_coef = self.config.kl_coef
+
+    def update(self, rollout, progress_remaining: float) -> Metrics:
+        c = self.config
+        set_learning_rate(self.optimizer, self.lr_schedule(progress_remaining))
+        clip = self.clip_schedule(progress_remaining)
+        clip_vf = self.clip_vf_schedule(progress_remaining) if self.clip_vf_schedule else None
+        values, next_values = rollout_values(self.policy, rollout)
+        advantages = gae(
+            rollout.rewards, values, next_values, rollout.terminated, rollout.truncated, c.gamma, c.gae_lambda
+        )
+        returns = advantages + values
+        obs, actions, old_log_probs = flatten(rollout.obs), flatten(rollout.actions), flatten(rollout.log_probs)
+        advantages, returns, values = flatten(advantages), flatten(returns), flatten(values)
+
+        sums: dict[str, torch.Tensor] = {}
+        n_updates, stopped = 0, False
+        for _ in range(c.n_epochs):
+            for idx in minibatches(obs.shape[0], c.batch_size, obs.device):
+                log_probs, entropy, new_values = self.policy.evaluate(obs[idx], actions[idx])
+                adv = normalize(advantages[idx]) if c.normalize_advantage else advantages[idx]
+                pg_loss, ratio = clipped_surrogate(log_probs, old_log_probs[idx], adv, clip)
+                vf_loss = value_loss(new_values, values[idx], returns[idx], clip_vf)
+                entropy_loss = -entropy.mean()
+                log_ratio = log_probs - old_log_probs[idx]
+                kl = ((ratio - 1.0) - log_ratio).mean()  # non-negative estimator of KL(old || new)
+                loss = pg_loss + c.vf_coef * vf_loss + c.ent_coef * entropy_loss
+                if self.kl_coef > 0:
+                    loss = loss + self.kl_coef * kl
+                approx_kl = kl.detach()
+                if c.target_kl is not None and bool(approx_kl > 1.5 * c.target_kl):
+                    stopped = True
+                    break
+                optimizer_step(self.optimizer, loss, self.policy.parameters(), c.max_grad_norm)
+                n_updates += 1
+                terms = {
+                    "loss/policy": pg_loss.detach(),
+                    "loss/value": vf_loss.detach(),
+                    "loss/entropy": entropy_loss.detach(),
+                    "stats/approx_kl": approx_kl,
+                    "stats/clip_frac": ((ratio - 1.0).abs() > clip).float().mean(),
+                }
+                for key, value in terms.items():
+                    sums[key] = sums.get(key, 0.0) + value
+            if stopped:
+                break
+        metrics: Metrics = {key: value / max(n_updates, 1) for key, value in sums.items()}
+        if n_updates:  # one check per update instead of a host sync per minibatch
+            check_finite(self, metrics["loss/policy"] + metrics["loss/value"])
+        if self.kl_coef > 0 and "stats/approx_kl" in metrics:
+            measured = float(metrics["stats/approx_kl"])
+            if measured > 1.5 * c.kl_target:
+                self.kl_coef *= 2.0
+            elif measured < c.kl_target / 1.5:
+                self.kl_coef /= 2.0
+            metrics["stats/kl_coef"] = self.kl_coef
+        metrics["stats/explained_var"] = explained_variance(values, returns)
+        metrics["stats/n_updates"] = float(n_updates)
+        metrics["stats/early_stop"] = float(stopped)
+        metrics["train/learning_rate"] = self.lr_schedule(progress_remaining)
+        metrics["train/clip_range"] = clip
+        return metrics

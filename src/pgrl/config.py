@@ -1,0 +1,218 @@
+"""Hyperparameters: validated, frozen config models, presets, and schedules.
+
+Each algorithm file declares its config as a subclass of ``AlgoConfig`` with Stable-Baselines3's
+names, so rl-zoo hyperparameters paste in unchanged.  Values arrive from four layers, later ones
+winning: the preset for (algorithm, env id) in ``presets/<algo>.yaml``, a YAML config file,
+``--set key=value`` pairs, and keyword arguments of the Python API.  pydantic validates the merged
+dict; its first complaint becomes one ``ConfigError`` sentence naming the key and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from pgrl.errors import ConfigError
+
+# -- schedules ---------------------------------------------------------------------------------
+
+ScheduleFn = Callable[[float], float]
+
+
+def parse_schedule(value: Any) -> float | str | ScheduleFn:
+    """Accept a number, "lin_<start>" (linear decay to 0 over training), or a callable of progress_remaining."""
+    if callable(value) or isinstance(value, bool):
+        if isinstance(value, bool):
+            raise ValueError("a schedule is a number, 'lin_<number>' or a callable, not a boolean")
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        start = text[4:] if text.startswith("lin_") else text
+        try:
+            float(start)
+        except ValueError:
+            raise ValueError(f"'{value}' is not a number or 'lin_<number>' schedule") from None
+        return text if text.startswith("lin_") else float(text)
+    raise ValueError(f"a schedule is a number, 'lin_<number>' or a callable, not {type(value).__name__}")
+
+
+Schedule = Annotated[Any, BeforeValidator(parse_schedule)]
+
+
+def make_schedule(value: float | str | ScheduleFn) -> ScheduleFn:
+    """A function of progress_remaining (1 at the start of training, 0 at the end)."""
+    if callable(value):
+        return value
+    if isinstance(value, str) and value.startswith("lin_"):
+        start = float(value[4:])
+        return lambda progress_remaining: start * progress_remaining
+    constant = float(value)
+    return lambda progress_remaining: constant
+
+
+def schedule_to_json(value: float | str | ScheduleFn) -> float | str:
+    """Schedules as JSON: callables are saved as their value at the start of training."""
+    return float(value(1.0)) if callable(value) else value
+
+
+# -- config models -----------------------------------------------------------------------------
+
+Activation = Literal["tanh", "relu", "elu", "gelu"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class PolicyKwargs(Frozen):
+    """Network shape. net_arch is a list of widths or {pi: [...], vf: [...]} for separate networks."""
+
+    net_arch: list[Annotated[int, Field(gt=0)]] | dict[Literal["pi", "vf"], list[Annotated[int, Field(gt=0)]]] = [
+        64,
+        64,
+    ]
+    activation_fn: Activation = "tanh"
+    shared: bool = False
+    log_std_init: float = 0.0
+    ortho_init: bool = True
+
+
+class AlgoConfig(Frozen):
+    """Hyperparameters every algorithm has."""
+
+    n_envs: int = Field(8, gt=0, description="environments stepped together")
+    n_timesteps: int | None = Field(None, gt=0, description="default training budget (the preset's)")
+    learning_rate: Schedule = 3e-4
+    gamma: float = Field(0.99, ge=0.0, le=1.0)
+    ent_coef: float = Field(0.0, ge=0.0)
+    max_grad_norm: float | None = Field(0.5, gt=0.0)
+    optimizer: Literal["adam", "rmsprop"] = "adam"
+    normalize: bool = Field(False, description="running mean/std normalization of observations")
+    normalize_reward: bool = Field(False, description="scale rewards by the running std of the return")
+    clip_obs: float = Field(10.0, gt=0.0)
+    policy_kwargs: PolicyKwargs = PolicyKwargs()
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.model_dump(mode="python")
+        for key, value in data.items():
+            if callable(value):
+                data[key] = schedule_to_json(value)
+        return data
+
+
+def describe_validation_error(exc: ValidationError, algo: str, fields: list[str]) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(part) for part in err["loc"] if not isinstance(part, int) or len(err["loc"]) > 1)
+    key = str(err["loc"][0]) if err["loc"] else "?"
+    if err["type"] == "extra_forbidden":
+        return (
+            f"unknown hyperparameter '{loc}' for {algo}; known ones are: {', '.join(sorted(fields))}"
+        )
+    got = err.get("input")
+    message = err["msg"][0].lower() + err["msg"][1:]
+    return f"hyperparameter '{loc or key}' for {algo} is invalid: {message} (got {got!r})"
+
+
+def build_config(cls: type[AlgoConfig], algo: str, values: dict[str, Any]) -> AlgoConfig:
+    """Validate ``values`` against ``cls``; raise ConfigError with one sentence on failure."""
+    values = dict(values)
+    for float_key in ("n_timesteps",):  # YAML writes budgets as 1.0e5 (a float)
+        value = values.get(float_key)
+        if isinstance(value, float) and value.is_integer():
+            values[float_key] = int(value)
+    try:
+        return cls.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, algo, list(cls.model_fields))) from None
+
+
+# -- presets and config files ------------------------------------------------------------------
+
+
+def _read_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {source} is not valid YAML{where}; fix its syntax") from None
+
+
+def preset_names(algo: str, env_id: str) -> list[str]:
+    table = _preset_table(algo)
+    return sorted(table.get(env_id, {}))
+
+
+def _preset_table(algo: str) -> dict[str, dict[str, dict[str, Any]]]:
+    path = resources.files("pgrl") / "presets" / f"{algo}.yaml"
+    if not path.is_file():
+        return {}
+    return _read_yaml(path.read_text(), str(path)) or {}
+
+
+def load_preset(algo: str, env_id: str, name: str = "default") -> dict[str, Any]:
+    """The tuned hyperparameters for (algo, env_id); {} when pgrl has none and name is 'default'."""
+    variants = _preset_table(algo).get(env_id, {})
+    if name in variants:
+        return dict(variants[name] or {})
+    if name == "default":
+        return {}
+    known = ", ".join(sorted(variants)) or "none"
+    raise ConfigError(f"no preset '{name}' for {algo} on {env_id}; known presets: {known}")
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML (or JSON) mapping of hyperparameters."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; check the path") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror}); check its permissions") from None
+    data = _read_yaml(text, str(path))
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of hyperparameters, not a {type(data).__name__}")
+    return data
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """["a=1", "policy_kwargs.net_arch=[64,64]"] -> nested dict; values are parsed as YAML."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got '{pair}'")
+        value = _read_yaml(raw, f"--set {key}") if raw.strip() else ""
+        if isinstance(value, float) and not math.isfinite(value) and raw.strip().lower() not in ("inf", ".inf"):
+            raise ConfigError(f"--set {key} got a non-finite number '{raw}'")
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key} conflicts with an earlier --set of '{part}'")
+        node[parts[-1]] = value
+    return out
+
+
+def merge(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge dicts, later layers winning (policy_kwargs merges key by key)."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = merge(out[key], value)
+            else:
+                out[key] = value
+    return out

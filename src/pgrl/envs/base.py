@@ -1,0 +1,66 @@
+"""The vector-environment interface every part of pgrl after the Gymnasium boundary speaks.
+
+A ``VecEnv`` steps ``num_envs`` copies of one environment at once and speaks torch tensors on
+``device``.  Episodes reset automatically inside ``step``: the returned ``obs`` is already the
+first observation of the next episode wherever one ended, and ``final_obs`` keeps the
+observation the step actually reached, so a truncated step can bootstrap from V(final_obs).
+
+Shapes (N = num_envs):
+
+| field       | shape            | dtype          |
+|-------------|------------------|----------------|
+| obs         | [N, *obs_shape]  | float32        |
+| rewards     | [N]              | float32        |
+| terminated  | [N]              | bool           |
+| truncated   | [N]              | bool           |
+| final_obs   | [N, *obs_shape]  | float32        |
+
+Actions are [N] int64 for Discrete spaces and [N, act_dim] float32 for Box spaces.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import gymnasium as gym
+import torch
+
+
+@dataclass(frozen=True)
+class Step:
+    """One batched transition; see the module docstring for shapes."""
+
+    obs: torch.Tensor
+    rewards: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+    final_obs: torch.Tensor
+
+
+class VecEnv(abc.ABC):
+    """N copies of one environment stepped together, speaking torch tensors."""
+
+    env_id: str
+    num_envs: int
+    single_observation_space: gym.Space
+    single_action_space: gym.Space
+    device: torch.device
+    max_episode_steps: int | None
+
+    @abc.abstractmethod
+    def reset(self, seed: int | None = None) -> torch.Tensor:
+        """Reset every copy; copy i is seeded with ``seed + i`` when a seed is given. Returns obs [N, ...]."""
+
+    @abc.abstractmethod
+    def step(self, actions: torch.Tensor) -> Step:
+        """Advance every copy by one step, resetting finished episodes automatically."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (subprocesses, windows)."""
+
+    def __enter__(self) -> VecEnv:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,72 @@
+"""One small interface over the progress bar (tqdm), metrics.csv and TensorBoard."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from tqdm import tqdm
+
+
+class RunLogger:
+    """Writes one row of metrics per call to ``log``; every sink is optional."""
+
+    def __init__(
+        self,
+        log_dir: str | Path | None,
+        total_timesteps: int,
+        progress_bar: bool = False,
+        tensorboard: bool = True,
+        initial_step: int = 0,
+    ):
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self._csv_file = None
+        self._csv: csv.DictWriter | None = None
+        self._tb = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            if tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(self.log_dir))
+        self._bar = (
+            tqdm(total=total_timesteps, initial=0, unit="step", dynamic_ncols=True, leave=True)
+            if progress_bar
+            else None
+        )
+        self._start = initial_step
+        self._shown = 0
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        row = {"step": step, **metrics}
+        if self.log_dir is not None:
+            if self._csv is None:
+                path = self.log_dir / "metrics.csv"
+                self._csv_file = path.open("a", newline="")
+                self._csv = csv.DictWriter(self._csv_file, fieldnames=list(row), extrasaction="ignore")
+                if path.stat().st_size == 0:
+                    self._csv.writeheader()
+            self._csv.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+            self._csv_file.flush()
+        if self._tb is not None:
+            for key, value in metrics.items():
+                if isinstance(value, int | float) and math.isfinite(value):
+                    self._tb.add_scalar(key, value, step)
+        if self._bar is not None:
+            done = step - self._start
+            self._bar.update(done - self._shown)
+            self._shown = done
+            ret = metrics.get("rollout/ep_return_mean", float("nan"))
+            self._bar.set_postfix(
+                {"steps/s": f"{metrics.get('time/sps', 0):,.0f}", "return": "-" if math.isnan(ret) else f"{ret:.1f}"},
+                refresh=False,
+            )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        if self._csv_file is not None:
+            self._csv_file.close()
+        if self._tb is not None:
+            self._tb.close()

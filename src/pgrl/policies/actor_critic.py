@@ -1,0 +1,135 @@
+"""The actor-critic policy every pgrl algorithm trains.
+
+Actor and critic are separate MLPs by default (``shared=False``) or one trunk with two heads
+(``shared=True``, the A2C layout of the reference chapter).  Box actions use a diagonal Gaussian
+with a state-independent, learned log-std; actions are sampled unbounded and clipped to the
+space's bounds only when they are sent to the environment (see ``to_env``).
+
+| method                     | input               | output                                   |
+|----------------------------|---------------------|------------------------------------------|
+| act(obs)                   | obs [B, *obs_shape] | actions [B] or [B, d], log_probs [B]     |
+| value(obs)                 | obs [B, *obs_shape] | values [B]                               |
+| evaluate(obs, actions)     | obs, actions        | log_probs [B], entropy [B], values [B]   |
+| distribution(obs)          | obs                 | Categorical or DiagGaussian over B rows  |
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from pgrl.errors import EnvError
+from pgrl.policies.distributions import Categorical, DiagGaussian
+from pgrl.policies.networks import mlp, output_dim
+
+
+def _arch(net_arch: Any) -> tuple[list[int], list[int]]:
+    if isinstance(net_arch, dict):
+        return list(net_arch.get("pi", [])), list(net_arch.get("vf", []))
+    return list(net_arch), list(net_arch)
+
+
+def check_spaces(observation_space: gym.Space, action_space: gym.Space, algo: str = "pgrl") -> None:
+    """Raise EnvError naming the space when the policy cannot handle it."""
+    if not isinstance(observation_space, gym.spaces.Box | gym.spaces.Discrete):
+        raise EnvError(
+            f"{algo} handles Box and Discrete observation spaces, not {observation_space}; "
+            "flatten the observations with gymnasium.wrappers.FlattenObservation first"
+        )
+    if isinstance(action_space, gym.spaces.Box):
+        if len(action_space.shape) != 1:
+            raise EnvError(f"{algo} handles 1-D Box action spaces, not shape {action_space.shape}")
+    elif not isinstance(action_space, gym.spaces.Discrete):
+        raise EnvError(
+            f"{algo} handles Discrete and Box action spaces, not {type(action_space).__name__} {action_space}; "
+            "pick an environment with one of those or wrap it"
+        )
+
+
+class ActorCriticPolicy(nn.Module):
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        net_arch: list[int] | dict[str, list[int]] = (64, 64),
+        activation_fn: str = "tanh",
+        shared: bool = False,
+        log_std_init: float = 0.0,
+        ortho_init: bool = True,
+    ):
+        super().__init__()
+        check_spaces(observation_space, action_space)
+        self.observation_space, self.action_space = observation_space, action_space
+        self.discrete_obs = isinstance(observation_space, gym.spaces.Discrete)
+        obs_dim = int(observation_space.n) if self.discrete_obs else int(np.prod(observation_space.shape))
+        self.continuous = isinstance(action_space, gym.spaces.Box)
+        act_dim = action_space.shape[0] if self.continuous else int(action_space.n)
+        pi_arch, vf_arch = _arch(net_arch)
+        self.shared = shared
+        if shared:
+            if pi_arch != vf_arch:
+                raise ValueError("a shared network takes one list of layer widths as net_arch, not a dict")
+            self.trunk = mlp(obs_dim, pi_arch, None, activation_fn, ortho_init)
+            self.pi_body, self.vf_body = nn.Identity(), nn.Identity()
+        else:
+            self.trunk = nn.Identity()
+            self.pi_body = mlp(obs_dim, pi_arch, None, activation_fn, ortho_init)
+            self.vf_body = mlp(obs_dim, vf_arch, None, activation_fn, ortho_init)
+        pi_width = output_dim(self.trunk, obs_dim) if shared else output_dim(self.pi_body, obs_dim)
+        vf_width = pi_width if shared else output_dim(self.vf_body, obs_dim)
+        # Small final gains: near-uniform initial policy, near-zero initial values (as in PPO's
+        # reference implementations).
+        self.pi_head = mlp(pi_width, [], act_dim, ortho_init=ortho_init, out_gain=0.01)
+        self.vf_head = mlp(vf_width, [], 1, ortho_init=ortho_init, out_gain=1.0)
+        if self.continuous:
+            self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
+            self.register_buffer("action_low", torch.as_tensor(action_space.low, dtype=torch.float32))
+            self.register_buffer("action_high", torch.as_tensor(action_space.high, dtype=torch.float32))
+
+    # -- parameter groups (algorithms with separate optimizers use these) --------------------
+    def actor_parameters(self) -> list[nn.Parameter]:
+        params = list(self.trunk.parameters()) + list(self.pi_body.parameters()) + list(self.pi_head.parameters())
+        return params + ([self.log_std] if self.continuous else [])
+
+    def critic_parameters(self) -> list[nn.Parameter]:
+        shared = list(self.trunk.parameters()) if self.shared else []
+        return shared + list(self.vf_body.parameters()) + list(self.vf_head.parameters())
+
+    # -- forward passes -------------------------------------------------------------------------
+    def _features(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.discrete_obs:
+            obs = nn.functional.one_hot(obs.long().reshape(-1), int(self.observation_space.n)).float()
+        return self.trunk(obs.reshape(obs.shape[0], -1).float())
+
+    def _dist(self, features: torch.Tensor) -> Categorical | DiagGaussian:
+        out = self.pi_head(self.pi_body(features))
+        return DiagGaussian(out, self.log_std) if self.continuous else Categorical(out)
+
+    def distribution(self, obs: torch.Tensor) -> Categorical | DiagGaussian:
+        return self._dist(self._features(obs))
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.vf_head(self.vf_body(self._features(obs))).squeeze(-1)
+
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        dist = self.distribution(obs)
+        actions = dist.mode() if deterministic else dist.sample()
+        return actions, dist.log_prob(actions)
+
+    def evaluate(
+        self, obs: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        features = self._features(obs)
+        dist = self._dist(features)
+        values = self.vf_head(self.vf_body(features)).squeeze(-1)
+        return dist.log_prob(actions), dist.entropy(), values
+
+    def to_env(self, actions: torch.Tensor) -> torch.Tensor:
+        """Actions as the environment takes them: Box actions clipped to the space's bounds."""
+        if self.continuous:
+            return torch.clamp(actions, self.action_low, self.action_high)
+        return actions

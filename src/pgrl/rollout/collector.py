@@ -1,0 +1,122 @@
+"""Steps a VecEnv with a policy and fills time-major storage.
+
+The per-step loop does only tensor work: no ``.item()``, no host copies.  Episode returns are
+tracked on the device and copied to the host once per rollout.  Values are *not* computed here:
+algorithms get V(obs) and V(next_obs) for the whole rollout in one batched pass
+(``pgrl.algos.base.rollout_values``), which is cheaper than a small forward per step.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pgrl.envs.base import VecEnv
+from pgrl.envs.normalize import ObsNormalizer, RewardScaler
+from pgrl.policies.actor_critic import ActorCriticPolicy
+from pgrl.rollout.storage import Rollout
+
+
+class Collector:
+    def __init__(
+        self,
+        env: VecEnv,
+        policy: ActorCriticPolicy,
+        obs_normalizer: ObsNormalizer | None = None,
+        reward_scaler: RewardScaler | None = None,
+    ):
+        self.env, self.policy = env, policy
+        self.obs_normalizer, self.reward_scaler = obs_normalizer, reward_scaler
+        n, device = env.num_envs, env.device
+        self.obs_shape = tuple(env.single_observation_space.shape or ())
+        self.action_shape = tuple(env.single_action_space.shape or ())
+        self.action_dtype = torch.float32 if policy.continuous else torch.int64
+        self.episode_return = torch.zeros(n, device=device)
+        self.episode_length = torch.zeros(n, dtype=torch.int64, device=device)
+        self.obs: torch.Tensor | None = None
+        self._storage: Rollout | None = None
+
+    def reset(self, seed: int | None = None) -> None:
+        self.obs = self.env.reset(seed=seed)
+        self.episode_return.zero_()
+        self.episode_length.zero_()
+
+    def _normalize(self, obs: torch.Tensor, update: bool) -> torch.Tensor:
+        return self.obs_normalizer(obs, update=update) if self.obs_normalizer is not None else obs
+
+    def _storage_for(self, n_steps: int) -> Rollout:
+        if self._storage is None or self._storage.n_steps != n_steps:
+            self._storage = Rollout.allocate(
+                n_steps, self.env.num_envs, self.obs_shape, self.action_shape, self.action_dtype, self.env.device
+            )
+        return self._storage
+
+    def _step(self, rollout: Rollout, t: int, finished_returns: torch.Tensor, finished_lengths: torch.Tensor):
+        obs = self._normalize(self.obs, update=True)
+        actions, log_probs = self.policy.act(obs)
+        step = self.env.step(self.policy.to_env(actions))
+        dones = step.terminated | step.truncated
+        self.episode_return += step.rewards
+        self.episode_length += 1
+        finished_returns[t] = torch.where(dones, self.episode_return, torch.nan)
+        finished_lengths[t] = torch.where(dones, self.episode_length, 0)
+        self.episode_return.masked_fill_(dones, 0.0)
+        self.episode_length.masked_fill_(dones, 0)
+        rewards = self.reward_scaler(step.rewards, dones) if self.reward_scaler is not None else step.rewards
+        rollout.obs[t] = obs
+        rollout.actions[t] = actions
+        rollout.log_probs[t] = log_probs
+        rollout.rewards[t] = rewards
+        rollout.terminated[t] = step.terminated
+        rollout.truncated[t] = step.truncated
+        rollout.next_obs[t] = self._normalize(step.final_obs, update=False)
+        self.obs = step.obs
+        return dones
+
+    @torch.no_grad()
+    def collect(self, n_steps: int) -> Rollout:
+        """n_steps steps of every environment; episodes continue across rollouts."""
+        if self.obs is None:
+            self.reset()
+        rollout = self._storage_for(n_steps)
+        rollout.valid.fill_(True)
+        finished_returns = torch.empty_like(rollout.rewards)
+        finished_lengths = torch.empty_like(rollout.log_probs, dtype=torch.int64)
+        for t in range(n_steps):
+            self._step(rollout, t, finished_returns, finished_lengths)
+        self._record(rollout, finished_returns, finished_lengths, None)
+        return rollout
+
+    @torch.no_grad()
+    def collect_episodes(self, max_steps: int) -> Rollout:
+        """One whole episode from every environment, for Monte-Carlo methods.
+
+        All environments are reset, then stepped until each has finished one episode; steps of
+        an environment after its episode ended are marked invalid.  ``max_steps`` caps the
+        length (the env's time limit); an episode still running then counts as truncated.
+        """
+        self.reset()
+        rollout = self._storage_for(max_steps)
+        finished_returns = torch.empty_like(rollout.rewards)
+        finished_lengths = torch.empty_like(rollout.log_probs, dtype=torch.int64)
+        ended = torch.zeros(self.env.num_envs, dtype=torch.bool, device=self.env.device)
+        length = max_steps
+        for t in range(max_steps):
+            rollout.valid[t] = ~ended
+            ended |= self._step(rollout, t, finished_returns, finished_lengths)
+            # One host sync every 16 steps to learn whether every episode is over.
+            if t % 16 == 15 and bool(ended.all()):
+                length = t + 1
+                break
+        rollout = rollout.truncate(length)
+        last = rollout.valid[-1] & ~ended
+        rollout.truncated[-1] |= last  # cut by max_steps: ends here, never bootstrapped by MC methods
+        self._record(rollout, finished_returns[:length], finished_lengths[:length], rollout.valid)
+        return rollout
+
+    @staticmethod
+    def _record(rollout: Rollout, returns: torch.Tensor, lengths: torch.Tensor, valid: torch.Tensor | None):
+        mask = ~torch.isnan(returns)
+        if valid is not None:
+            mask &= valid
+        rollout.episode_returns = returns[mask].tolist()
+        rollout.episode_lengths = lengths[mask].tolist()
