@@ -1,6 +1,6 @@
 """pgrl: fast on-policy policy-gradient and actor-critic reinforcement learning in PyTorch."""
 
-from pgrl.algos import A2C, ALGORITHMS, PPO, REINFORCE, VPG, ActorCritic, Algorithm
+from pgrl.algos import A2C, A3C, ALGORITHMS, PPO, REINFORCE, TRPO, VPG, ActorCritic, Algorithm
 from pgrl.envs.make import make_env
 from pgrl.errors import PGRLError
 from pgrl.evaluation import evaluate_policy
@@ -9,9 +9,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "A2C",
+    "A3C",
     "ALGORITHMS",
     "PPO",
     "REINFORCE",
+    "TRPO",
     "VPG",
     "ActorCritic",
     "Algorithm",

@@ -45,7 +45,10 @@ def space_from_json(data: dict[str, Any]) -> gym.Space:
     if data["type"] == "Box":
         dtype = np.dtype(data["dtype"])
         return gym.spaces.Box(
-            np.asarray(data["low"], dtype=dtype), np.asarray(data["high"], dtype=dtype), tuple(data["shape"]), dtype
+            np.asarray(data["low"], dtype=dtype),
+            np.asarray(data["high"], dtype=dtype),
+            tuple(data["shape"]),
+            dtype,
         )
     raise CheckpointError(f"unknown space type {data['type']!r} in the saved model")
 
@@ -93,7 +96,9 @@ def read_model_file(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]
     if path.is_dir():
         candidate = path / f"model{SUFFIX}"
         if not candidate.exists():
-            raise CheckpointError(f"{path} is a folder without model{SUFFIX}; pass the model file or a run folder")
+            raise CheckpointError(
+                f"{path} is a folder without model{SUFFIX}; pass the model file or a run folder"
+            )
         path = candidate
     if not path.exists():
         raise CheckpointError(f"model file {path} does not exist; check the path")
@@ -104,7 +109,9 @@ def read_model_file(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]
             metadata = handle.metadata() or {}
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path} is not a readable pgrl model ({str(exc).splitlines()[0][:120]})") from None
+        raise CheckpointError(
+            f"{path} is not a readable pgrl model ({str(exc).splitlines()[0][:120]})"
+        ) from None
     if "pgrl" not in metadata:
         raise CheckpointError(f"{path} is a safetensors file but not a pgrl model (no 'pgrl' header)")
     try:
@@ -124,9 +131,9 @@ def load_model(cls, path: Path, env=None, device: str = "auto", overrides: dict 
 
     header, tensors = read_model_file(path)
     algo_name = header.get("algo")
-    if cls.name != algo_name:
+    if getattr(cls, "name", None) != algo_name:
         target = ALGORITHMS.get(algo_name)
-        if cls.__name__ != "Algorithm" or target is None:
+        if hasattr(cls, "name") or target is None:
             raise CheckpointError(
                 f"{path} holds a {algo_name} model, not {cls.name}; load it with {type_name(algo_name)}.load"
             )
@@ -139,8 +146,14 @@ def load_model(cls, path: Path, env=None, device: str = "auto", overrides: dict 
     except (KeyError, TypeError, ValueError):
         raise CheckpointError(f"{path} has an incomplete pgrl header; the file is damaged") from None
     config.update(overrides or {})
-    algo = cls("MlpPolicy", env if env is not None else env_id, seed=header.get("seed", 0), device=device,
-               _build_env=False, **config)
+    algo = cls(
+        "MlpPolicy",
+        env if env is not None else env_id,
+        seed=header.get("seed", 0),
+        device=device,
+        _build_env=False,
+        **config,
+    )
     if algo.env is not None:
         got = (algo.env.single_observation_space, algo.env.single_action_space)
         if got != (observation_space, action_space):
@@ -158,11 +171,15 @@ def load_model(cls, path: Path, env=None, device: str = "auto", overrides: dict 
 
 def load_tensors(algo, tensors: dict[str, torch.Tensor], path: Path) -> None:
     for prefix, module in algo.tensors().items():
-        state = {key[len(prefix) + 1 :]: value for key, value in tensors.items() if key.startswith(prefix + ".")}
+        state = {
+            key[len(prefix) + 1 :]: value for key, value in tensors.items() if key.startswith(prefix + ".")
+        }
         expected = module.state_dict()
         for key, value in expected.items():
             if key not in state:
-                raise CheckpointError(f"{path} lacks {prefix}.{key}; it was saved with another network layout")
+                raise CheckpointError(
+                    f"{path} lacks {prefix}.{key}; it was saved with another network layout"
+                )
             if state[key].shape != value.shape:
                 raise CheckpointError(
                     f"{path} has {prefix}.{key} of shape {tuple(state[key].shape)} but this network needs "

@@ -47,6 +47,21 @@ def parse_schedule(value: Any) -> float | str | ScheduleFn:
 Schedule = Annotated[Any, BeforeValidator(parse_schedule)]
 
 
+def parse_budget(value: Any) -> Any:
+    """Step budgets as YAML writes them: 1e5, 1.0e5 (a string to PyYAML), !!float 1e5."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Budget = Annotated[int | None, BeforeValidator(parse_budget)]
+
+
 def make_schedule(value: float | str | ScheduleFn) -> ScheduleFn:
     """A function of progress_remaining (1 at the start of training, 0 at the end)."""
     if callable(value):
@@ -75,7 +90,9 @@ class Frozen(BaseModel):
 class PolicyKwargs(Frozen):
     """Network shape. net_arch is a list of widths or {pi: [...], vf: [...]} for separate networks."""
 
-    net_arch: list[Annotated[int, Field(gt=0)]] | dict[Literal["pi", "vf"], list[Annotated[int, Field(gt=0)]]] = [
+    net_arch: (
+        list[Annotated[int, Field(gt=0)]] | dict[Literal["pi", "vf"], list[Annotated[int, Field(gt=0)]]]
+    ) = [
         64,
         64,
     ]
@@ -89,7 +106,7 @@ class AlgoConfig(Frozen):
     """Hyperparameters every algorithm has."""
 
     n_envs: int = Field(8, gt=0, description="environments stepped together")
-    n_timesteps: int | None = Field(None, gt=0, description="default training budget (the preset's)")
+    n_timesteps: Budget = Field(None, gt=0, description="default training budget (the preset's)")
     learning_rate: Schedule = 3e-4
     gamma: float = Field(0.99, ge=0.0, le=1.0)
     ent_coef: float = Field(0.0, ge=0.0)
@@ -113,9 +130,7 @@ def describe_validation_error(exc: ValidationError, algo: str, fields: list[str]
     loc = ".".join(str(part) for part in err["loc"] if not isinstance(part, int) or len(err["loc"]) > 1)
     key = str(err["loc"][0]) if err["loc"] else "?"
     if err["type"] == "extra_forbidden":
-        return (
-            f"unknown hyperparameter '{loc}' for {algo}; known ones are: {', '.join(sorted(fields))}"
-        )
+        return f"unknown hyperparameter '{loc}' for {algo}; known ones are: {', '.join(sorted(fields))}"
     got = err.get("input")
     message = err["msg"][0].lower() + err["msg"][1:]
     return f"hyperparameter '{loc or key}' for {algo} is invalid: {message} (got {got!r})"
@@ -123,11 +138,6 @@ def describe_validation_error(exc: ValidationError, algo: str, fields: list[str]
 
 def build_config(cls: type[AlgoConfig], algo: str, values: dict[str, Any]) -> AlgoConfig:
     """Validate ``values`` against ``cls``; raise ConfigError with one sentence on failure."""
-    values = dict(values)
-    for float_key in ("n_timesteps",):  # YAML writes budgets as 1.0e5 (a float)
-        value = values.get(float_key)
-        if isinstance(value, float) and value.is_integer():
-            values[float_key] = int(value)
     try:
         return cls.model_validate(values)
     except ValidationError as exc:
@@ -177,12 +187,16 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist; check the path") from None
     except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read ({exc.strerror}); check its permissions") from None
+        raise ConfigError(
+            f"config file {path} cannot be read ({exc.strerror}); check its permissions"
+        ) from None
     data = _read_yaml(text, str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of hyperparameters, not a {type(data).__name__}")
+        raise ConfigError(
+            f"config file {path} must hold a mapping of hyperparameters, not a {type(data).__name__}"
+        )
     return data
 
 
@@ -194,7 +208,11 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError(f"--set expects key=value, got '{pair}'")
         value = _read_yaml(raw, f"--set {key}") if raw.strip() else ""
-        if isinstance(value, float) and not math.isfinite(value) and raw.strip().lower() not in ("inf", ".inf"):
+        if (
+            isinstance(value, float)
+            and not math.isfinite(value)
+            and raw.strip().lower() not in ("inf", ".inf")
+        ):
             raise ConfigError(f"--set {key} got a non-finite number '{raw}'")
         node = out
         parts = key.strip().split(".")

@@ -47,19 +47,24 @@ class RunLogger:
                 self._csv = csv.DictWriter(self._csv_file, fieldnames=list(row), extrasaction="ignore")
                 if path.stat().st_size == 0:
                     self._csv.writeheader()
-            self._csv.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+            self._csv.writerow(
+                {k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+            )
             self._csv_file.flush()
         if self._tb is not None:
             for key, value in metrics.items():
                 if isinstance(value, int | float) and math.isfinite(value):
                     self._tb.add_scalar(key, value, step)
         if self._bar is not None:
-            done = step - self._start
+            done = min(step - self._start, self._bar.total)
             self._bar.update(done - self._shown)
             self._shown = done
             ret = metrics.get("rollout/ep_return_mean", float("nan"))
             self._bar.set_postfix(
-                {"steps/s": f"{metrics.get('time/sps', 0):,.0f}", "return": "-" if math.isnan(ret) else f"{ret:.1f}"},
+                {
+                    "steps/s": f"{metrics.get('time/sps', 0):,.0f}",
+                    "return": "-" if math.isnan(ret) else f"{ret:.1f}",
+                },
                 refresh=False,
             )
 

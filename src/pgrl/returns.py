@@ -21,7 +21,9 @@ import torch
 
 def _check(name: str, x: torch.Tensor, like: torch.Tensor) -> None:
     if x.shape != like.shape:
-        raise ValueError(f"{name} has shape {tuple(x.shape)} but rewards have {tuple(like.shape)}; all must be [T, N]")
+        raise ValueError(
+            f"{name} has shape {tuple(x.shape)} but rewards have {tuple(like.shape)}; all must be [T, N]"
+        )
 
 
 def reward_to_go(rewards: torch.Tensor, dones: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -96,8 +98,7 @@ def gae(
         ("truncated", truncated),
     ):
         _check(name, x, rewards)
-    alive = (~terminated.bool()).to(rewards.dtype)
-    deltas = rewards + gamma * alive * next_values - values
+    deltas = td_errors(rewards, values, next_values, terminated, gamma)
     decay = gamma * lam * _continues(terminated, truncated).to(rewards.dtype)
     advantages = torch.empty_like(rewards)
     running = torch.zeros_like(rewards[0])
@@ -114,20 +115,22 @@ def td_errors(
     terminated: torch.Tensor,
     gamma: float,
 ) -> torch.Tensor:
-    """One-step TD errors r_t + gamma * (1 - terminated_t) * V(s'_t) - V(s_t), any matching shapes."""
-    return rewards + gamma * (~terminated.bool()).to(rewards.dtype) * next_values - values
+    """One-step TD errors r_t + gamma * (1 - terminated_t) * V(s'_t) - V(s_t); all inputs of one shape."""
+    for name, x in (("values", values), ("next_values", next_values), ("terminated", terminated)):
+        _check(name, x, rewards)
+    return rewards + gamma * torch.where(terminated.bool(), 0.0, next_values) - values
 
 
-def discount_weights(dones: torch.Tensor, gamma: float) -> torch.Tensor:
+def discount_weights(dones: torch.Tensor, gamma: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """gamma**k where k counts the steps since the current episode started ([T, N] -> [T, N]).
 
     The gamma^t factor of the policy-gradient theorem for the discounted objective, as the
     REINFORCE and VPG chapters weigh each step's term.
     """
     dones = dones.bool()
-    k = torch.zeros(dones.shape, dtype=torch.float32, device=dones.device)
+    k = torch.zeros(dones.shape, dtype=dtype, device=dones.device)
     step = torch.zeros_like(k[0])
     for t in range(dones.shape[0]):
         k[t] = step
         step = torch.where(dones[t], torch.zeros_like(step), step + 1.0)
-    return torch.pow(torch.tensor(gamma, device=dones.device), k)
+    return torch.pow(torch.tensor(gamma, dtype=dtype, device=dones.device), k)

@@ -1,6 +1,7 @@
 """The one synchronous training loop: collect -> update -> log.
 
 The trainer never knows which loss it runs: the algorithm's ``collect`` and ``update`` do.
+Time spent in the callback (evaluations, say) is not counted as training time.
 Metrics stay tensors until a row is written (at most ``log_rows`` rows per run), so an
 algorithm that updates every step does not pay a host sync every step.
 """
@@ -18,8 +19,14 @@ from pgrl.logging import RunLogger
 
 
 class Trainer:
-    def __init__(self, algo, log_dir: str | Path | None = None, progress_bar: bool = False, callback=None,
-                 log_rows: int = 200):
+    def __init__(
+        self,
+        algo,
+        log_dir: str | Path | None = None,
+        progress_bar: bool = False,
+        callback=None,
+        log_rows: int = 200,
+    ):
         self.algo, self.log_dir, self.progress_bar, self.callback = algo, log_dir, progress_bar, callback
         self.log_rows = log_rows
 
@@ -35,11 +42,16 @@ class Trainer:
         elapsed_before = getattr(algo, "train_seconds", 0.0)
         started = time.perf_counter()
         last_row_step, last_row_time, last_row_at = start_step - log_every, started, start_step
+        paused = 0.0  # seconds spent in callbacks
         algo.policy.train()
         try:
             while algo.num_timesteps < target:
                 rollout = algo.collect()
-                steps = rollout.n_steps * rollout.num_envs if algo.rollout_mode == "steps" else int(rollout.valid.sum())
+                steps = (
+                    rollout.n_steps * rollout.num_envs
+                    if algo.rollout_mode == "steps"
+                    else int(rollout.valid.sum())
+                )
                 progress_remaining = max(0.0, 1.0 - (algo.num_timesteps - start_step) / total_timesteps)
                 metrics = algo.update(rollout, progress_remaining)
                 algo.num_timesteps += steps
@@ -55,17 +67,22 @@ class Trainer:
                             "rollout/ep_return_mean": _mean(recent_returns),
                             "rollout/ep_length_mean": _mean(recent_lengths),
                             "rollout/episodes": episodes,
-                            "time/elapsed": elapsed_before + now - started,
+                            "time/elapsed": elapsed_before + now - started - paused,
                             "time/sps": (algo.num_timesteps - last_row_at) / max(now - last_row_time, 1e-9),
                         }
                     )
                     logger.log(algo.num_timesteps, row)
                     last_row_step, last_row_time, last_row_at = algo.num_timesteps, now, algo.num_timesteps
-                    if self.callback is not None and self.callback(algo, row) is False:
-                        break
+                    if self.callback is not None:
+                        keep_going = self.callback(algo, row) is not False
+                        spent = time.perf_counter() - now
+                        paused += spent
+                        last_row_time += spent
+                        if not keep_going:
+                            break
         finally:
             algo.num_episodes = episodes
-            algo.train_seconds = elapsed_before + time.perf_counter() - started
+            algo.train_seconds = elapsed_before + time.perf_counter() - started - paused
             algo.policy.eval()
             logger.close()
 

@@ -57,7 +57,9 @@ class A2C(Algorithm):
         c = self.config
         values, next_values = rollout_values(self.policy, rollout)
         if c.gae_lambda == 1.0:
-            returns = n_step_returns(rollout.rewards, next_values, rollout.terminated, rollout.truncated, c.gamma)
+            returns = n_step_returns(
+                rollout.rewards, next_values, rollout.terminated, rollout.truncated, c.gamma
+            )
             return values, returns - values, returns
         advantages = gae(
             rollout.rewards, values, next_values, rollout.terminated, rollout.truncated, c.gamma, c.gae_lambda
@@ -75,7 +77,7 @@ class A2C(Algorithm):
             log_probs, entropy, values, advantages, returns, c.vf_coef, c.ent_coef
         )
         check_finite(self, loss)
-        grad_norm = optimizer_step(self.optimizer, loss, self.policy.parameters(), c.max_grad_norm)
+        grad_norm = optimizer_step(self.optimizer, loss, max_grad_norm=c.max_grad_norm)
         metrics: Metrics = {
             "loss/policy": pg_loss.detach(),
             "loss/value": vf_loss.detach(),

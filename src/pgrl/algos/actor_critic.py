@@ -48,7 +48,9 @@ class ActorCritic(Algorithm):
         obs, actions = flatten(rollout.obs), flatten(rollout.actions)
         log_probs, entropy, values = self.policy.evaluate(obs, actions)
         next_values = self.policy.value(flatten(rollout.next_obs)).detach()
-        deltas = td_errors(flatten(rollout.rewards), values, next_values, flatten(rollout.terminated), c.gamma)
+        deltas = td_errors(
+            flatten(rollout.rewards), values, next_values, flatten(rollout.terminated), c.gamma
+        )
         advantages = deltas.detach()
         if c.normalize_advantage and advantages.numel() > 1:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
@@ -58,10 +60,10 @@ class ActorCritic(Algorithm):
         check_finite(self, policy_loss + value_loss)
         actor_loss = policy_loss + c.ent_coef * entropy_loss
         if self.vf_optimizer is None:
-            optimizer_step(self.optimizer, actor_loss + value_loss, self.policy.parameters(), c.max_grad_norm)
+            optimizer_step(self.optimizer, actor_loss + value_loss, max_grad_norm=c.max_grad_norm)
         else:
-            optimizer_step(self.optimizer, actor_loss, self.policy.actor_parameters(), c.max_grad_norm)
-            optimizer_step(self.vf_optimizer, value_loss, self.policy.critic_parameters(), c.max_grad_norm)
+            optimizer_step(self.optimizer, actor_loss, max_grad_norm=c.max_grad_norm)
+            optimizer_step(self.vf_optimizer, value_loss, max_grad_norm=c.max_grad_norm)
         return {
             "loss/policy": policy_loss.detach(),
             "loss/value": value_loss.detach(),

@@ -37,7 +37,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device '{device}' was asked for but this machine has no CUDA GPU; use --device cpu")
+        raise ConfigError(
+            f"device '{device}' was asked for but this machine has no CUDA GPU; use --device cpu"
+        )
     if device != "cpu" and not device.startswith("cuda"):
         raise ConfigError(f"unknown device '{device}'; use cpu, cuda or auto")
     return torch.device(device)
@@ -71,7 +73,9 @@ class Algorithm(abc.ABC):
         elif isinstance(env, VecEnv):
             self.env_id = env.env_id
         else:
-            raise EnvError(f"env must be a Gymnasium id or a pgrl VecEnv, not {type(env).__name__}; try make_env()")
+            raise EnvError(
+                f"env must be a Gymnasium id or a pgrl VecEnv, not {type(env).__name__}; try make_env()"
+            )
         values = merge(load_preset(self.name, self.env_id, preset) if isinstance(env, str) else {}, hparams)
         self.config = build_config(self.config_class, self.name, values)
         self.seed, self.verbose = int(seed), verbose
@@ -104,7 +108,9 @@ class Algorithm(abc.ABC):
 
     def _build(self, observation_space: gym.Space, action_space: gym.Space) -> None:
         self.observation_space, self.action_space = observation_space, action_space
-        self.policy = ActorCriticPolicy(observation_space, action_space, **self.config.policy_kwargs.model_dump())
+        self.policy = ActorCriticPolicy(
+            observation_space, action_space, **self.config.policy_kwargs.model_dump()
+        )
         self.policy.to(self.device)
         self.obs_normalizer = (
             ObsNormalizer(tuple(observation_space.shape), clip=self.config.clip_obs).to(self.device)
@@ -119,16 +125,24 @@ class Algorithm(abc.ABC):
         """Create optimizers and any algorithm state."""
 
     def make_optimizer(self, params, lr: float, kind: str | None = None) -> torch.optim.Optimizer:
+        """Adam (fused kernel) or RMSprop (TensorFlow-style settings used by A2C implementations).
+
+        The fused/foreach variants update all parameters in a few kernels instead of a Python
+        loop over tensors, which matters when an update is thousands of small gradient steps.
+        """
         kind = kind or self.config.optimizer
-        if kind == "rmsprop":  # TensorFlow-style RMSprop settings used by A2C implementations
-            return torch.optim.RMSprop(params, lr=lr, alpha=0.99, eps=1e-5)
-        return torch.optim.Adam(params, lr=lr, eps=1e-5)
+        params = list(params)
+        if kind == "rmsprop":
+            return torch.optim.RMSprop(params, lr=lr, alpha=0.99, eps=1e-5, foreach=True)
+        return torch.optim.Adam(params, lr=lr, eps=1e-5, fused=True)
 
     # -- training -----------------------------------------------------------------------------
     @property
     def steps_per_rollout(self) -> int | None:
         """Env steps each iteration adds (None for episode mode, where it varies)."""
-        return getattr(self.config, "n_steps", 1) * self.config.n_envs if self.rollout_mode == "steps" else None
+        return (
+            getattr(self.config, "n_steps", 1) * self.config.n_envs if self.rollout_mode == "steps" else None
+        )
 
     def collector(self) -> Collector:
         if self._collector is None:
@@ -185,7 +199,9 @@ class Algorithm(abc.ABC):
         if single:
             obs = obs.unsqueeze(0)
         if tuple(obs.shape[1:]) != obs_shape:
-            raise EnvError(f"predict got observations of shape {tuple(obs.shape)}; expected {obs_shape} or [B, *{obs_shape}]")
+            raise EnvError(
+                f"predict got observations of shape {tuple(obs.shape)}; expected {obs_shape} or [B, *{obs_shape}]"
+            )
         actions, _ = self.policy.act(self.normalize_obs(obs), deterministic=deterministic)
         actions = self.policy.to_env(actions).cpu().numpy()
         return (actions[0] if single else actions), None
@@ -223,7 +239,12 @@ class Algorithm(abc.ABC):
 def rollout_values(policy: ActorCriticPolicy, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
     """V(obs) and V(next_obs), both [T, N], in one batched forward pass."""
     T, N = rollout.n_steps, rollout.num_envs
-    both = torch.cat([rollout.obs.reshape(T * N, *rollout.obs.shape[2:]), rollout.next_obs.reshape(T * N, *rollout.obs.shape[2:])])
+    both = torch.cat(
+        [
+            rollout.obs.reshape(T * N, *rollout.obs.shape[2:]),
+            rollout.next_obs.reshape(T * N, *rollout.obs.shape[2:]),
+        ]
+    )
     values = policy.value(both)
     return values[: T * N].reshape(T, N), values[T * N :].reshape(T, N)
 
@@ -250,12 +271,18 @@ def minibatches(n: int, batch_size: int, device: torch.device) -> Iterator[torch
 
 
 def optimizer_step(
-    optimizer: torch.optim.Optimizer, loss: torch.Tensor, params, max_grad_norm: float | None
+    optimizer: torch.optim.Optimizer, loss: torch.Tensor, params=None, max_grad_norm: float | None = None
 ) -> torch.Tensor | None:
-    """zero_grad, backward, optional global-norm clipping, step; returns the pre-clip grad norm."""
+    """zero_grad, backward, optional global-norm clipping, step; returns the pre-clip grad norm.
+
+    ``params`` (the tensors to clip) defaults to the optimizer's own, which avoids walking the
+    module tree on every minibatch.
+    """
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    norm = nn.utils.clip_grad_norm_(params, max_grad_norm) if max_grad_norm is not None else None
+    if params is None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+    norm = nn.utils.clip_grad_norm_(params, max_grad_norm, foreach=True) if max_grad_norm is not None else None
     optimizer.step()
     return norm
 

@@ -87,7 +87,11 @@ class PPO(Algorithm):
             rollout.rewards, values, next_values, rollout.terminated, rollout.truncated, c.gamma, c.gae_lambda
         )
         returns = advantages + values
-        obs, actions, old_log_probs = flatten(rollout.obs), flatten(rollout.actions), flatten(rollout.log_probs)
+        obs, actions, old_log_probs = (
+            flatten(rollout.obs),
+            flatten(rollout.actions),
+            flatten(rollout.log_probs),
+        )
         advantages, returns, values = flatten(advantages), flatten(returns), flatten(values)
 
         sums: dict[str, torch.Tensor] = {}
@@ -108,7 +112,7 @@ class PPO(Algorithm):
                 if c.target_kl is not None and bool(approx_kl > 1.5 * c.target_kl):
                     stopped = True
                     break
-                optimizer_step(self.optimizer, loss, self.policy.parameters(), c.max_grad_norm)
+                optimizer_step(self.optimizer, loss, max_grad_norm=c.max_grad_norm)
                 n_updates += 1
                 terms = {
                     "loss/policy": pg_loss.detach(),

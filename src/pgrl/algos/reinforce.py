@@ -19,14 +19,16 @@ class REINFORCEConfig(AlgoConfig):
     learning_rate: Schedule = 7e-4
     max_grad_norm: float | None = Field(None, gt=0.0)
     gamma_weighting: bool = Field(True, description="weigh step t by gamma^t (the discounted objective)")
-    normalize_returns: bool = Field(False, description="standardize returns over the batch (a baseline in disguise)")
+    normalize_returns: bool = Field(
+        False, description="standardize returns over the batch (a baseline in disguise)"
+    )
 
 
 def monte_carlo_terms(algo: Algorithm, rollout, normalize_returns: bool):
     """(log_probs, entropy, values, returns, weights, valid) flattened to the valid steps of whole episodes."""
     c = algo.config
     returns = reward_to_go(rollout.rewards, rollout.dones, c.gamma)
-    weights = discount_weights(rollout.dones, c.gamma) if c.gamma_weighting else None
+    weights = discount_weights(rollout.dones, c.gamma, rollout.rewards.dtype) if c.gamma_weighting else None
     valid = rollout.valid
     log_probs, entropy, values = algo.policy.evaluate(rollout.obs[valid], rollout.actions[valid])
     returns = returns[valid]
@@ -52,10 +54,9 @@ class REINFORCE(Algorithm):
         entropy_loss = -entropy.mean()
         loss = policy_loss + c.ent_coef * entropy_loss
         check_finite(self, loss)
-        optimizer_step(self.optimizer, loss, self.policy.actor_parameters(), c.max_grad_norm)
+        optimizer_step(self.optimizer, loss, max_grad_norm=c.max_grad_norm)
         return {
             "loss/policy": policy_loss.detach(),
             "loss/entropy": entropy_loss.detach(),
             "train/learning_rate": self.lr_schedule(progress_remaining),
         }
-

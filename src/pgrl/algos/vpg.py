@@ -50,13 +50,17 @@ class VPG(Algorithm):
             raise ConfigError("vpg keeps its baseline in its own network; set policy_kwargs.shared=false")
         self.vf_schedule = make_schedule(c.vf_learning_rate)
         self.optimizer = self.make_optimizer(self.policy.actor_parameters(), self.lr_schedule(1.0))
-        self.vf_optimizer = self.make_optimizer(self.policy.critic_parameters(), self.vf_schedule(1.0), c.vf_optimizer)
+        self.vf_optimizer = self.make_optimizer(
+            self.policy.critic_parameters(), self.vf_schedule(1.0), c.vf_optimizer
+        )
 
     def update(self, rollout, progress_remaining: float) -> Metrics:
         c = self.config
         set_learning_rate(self.optimizer, self.lr_schedule(progress_remaining))
         set_learning_rate(self.vf_optimizer, self.vf_schedule(progress_remaining))
-        log_probs, entropy, values, returns, weights = monte_carlo_terms(self, rollout, normalize_returns=False)
+        log_probs, entropy, values, returns, weights = monte_carlo_terms(
+            self, rollout, normalize_returns=False
+        )
         advantages = returns - values.detach()
         if c.normalize_advantage:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
@@ -65,13 +69,13 @@ class VPG(Algorithm):
         entropy_loss = -entropy.mean()
         loss = policy_loss + c.ent_coef * entropy_loss
         check_finite(self, loss)
-        optimizer_step(self.optimizer, loss, self.policy.actor_parameters(), c.max_grad_norm)
+        optimizer_step(self.optimizer, loss, max_grad_norm=c.max_grad_norm)
 
         obs = rollout.obs[rollout.valid]
         for step in range(c.n_vf_steps):
             predicted = values if step == 0 else self.policy.value(obs)
             value_loss = 0.5 * (returns - predicted).pow(2).mean()
-            optimizer_step(self.vf_optimizer, value_loss, self.policy.critic_parameters(), c.max_grad_norm)
+            optimizer_step(self.vf_optimizer, value_loss, max_grad_norm=c.max_grad_norm)
         return {
             "loss/policy": policy_loss.detach(),
             "loss/value": value_loss.detach(),

@@ -66,7 +66,9 @@ def make_env(
     if use_native:
         if env_id not in native:
             known = ", ".join(sorted(native)) or "none"
-            raise EnvError(f"pgrl has no native implementation of {env_id} (it has: {known}); use backend 'gymnasium'")
+            raise EnvError(
+                f"pgrl has no native implementation of {env_id} (it has: {known}); use backend 'gymnasium'"
+            )
         from pgrl.envs.native import make_native
 
         env = make_native(env_id, num_envs, device=device)

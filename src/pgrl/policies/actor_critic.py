@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pgrl.errors import EnvError
+from pgrl.errors import ConfigError, EnvError
 from pgrl.policies.distributions import Categorical, DiagGaussian
 from pgrl.policies.networks import mlp, output_dim
 
@@ -71,8 +71,10 @@ class ActorCriticPolicy(nn.Module):
         pi_arch, vf_arch = _arch(net_arch)
         self.shared = shared
         if shared:
-            if pi_arch != vf_arch:
-                raise ValueError("a shared network takes one list of layer widths as net_arch, not a dict")
+            if isinstance(net_arch, dict):
+                raise ConfigError(
+                    "policy_kwargs.shared=true takes net_arch as one list of widths (e.g. [64, 64]), not {pi, vf}"
+                )
             self.trunk = mlp(obs_dim, pi_arch, None, activation_fn, ortho_init)
             self.pi_body, self.vf_body = nn.Identity(), nn.Identity()
         else:
@@ -92,7 +94,9 @@ class ActorCriticPolicy(nn.Module):
 
     # -- parameter groups (algorithms with separate optimizers use these) --------------------
     def actor_parameters(self) -> list[nn.Parameter]:
-        params = list(self.trunk.parameters()) + list(self.pi_body.parameters()) + list(self.pi_head.parameters())
+        params = (
+            list(self.trunk.parameters()) + list(self.pi_body.parameters()) + list(self.pi_head.parameters())
+        )
         return params + ([self.log_std] if self.continuous else [])
 
     def critic_parameters(self) -> list[nn.Parameter]:

@@ -23,7 +23,7 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 class Categorical:
     def __init__(self, logits: torch.Tensor):
-        self.logits = logits - logits.logsumexp(dim=-1, keepdim=True)
+        self.logits = torch.log_softmax(logits, dim=-1)
 
     @property
     def probs(self) -> torch.Tensor:
@@ -41,11 +41,13 @@ class Categorical:
         return self.logits.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
 
     def entropy(self) -> torch.Tensor:
-        return -(self.logits.exp() * self.logits).sum(dim=-1)
+        # xlogy gives 0 * log 0 = 0, so masked (-inf) logits do not turn the entropy into NaN
+        return -torch.special.xlogy(self.probs, self.probs).sum(dim=-1)
 
     def kl(self, other: Categorical) -> torch.Tensor:
-        """KL(self || other), [B]."""
-        return (self.logits.exp() * (self.logits - other.logits)).sum(dim=-1)
+        """KL(self || other), [B]; actions self never takes contribute 0."""
+        p = self.probs
+        return torch.where(p > 0, p * (self.logits - other.logits), 0.0).sum(dim=-1)
 
     def detach(self) -> Categorical:
         return Categorical(self.logits.detach())

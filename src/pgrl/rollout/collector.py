@@ -46,7 +46,12 @@ class Collector:
     def _storage_for(self, n_steps: int) -> Rollout:
         if self._storage is None or self._storage.n_steps != n_steps:
             self._storage = Rollout.allocate(
-                n_steps, self.env.num_envs, self.obs_shape, self.action_shape, self.action_dtype, self.env.device
+                n_steps,
+                self.env.num_envs,
+                self.obs_shape,
+                self.action_shape,
+                self.action_dtype,
+                self.env.device,
             )
         return self._storage
 

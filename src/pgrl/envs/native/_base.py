@@ -134,7 +134,7 @@ class NativeVecEnv(VecEnv):
         self.state = self._sample_initial_state(self.num_envs)
         self.elapsed_steps = torch.zeros_like(self.elapsed_steps)
         self._has_reset = True
-        return self._observe(self.state).clone()
+        return self._observe_state()
 
     def step(self, actions: torch.Tensor) -> Step:
         """Advance every copy one step; rows whose episode ended start a new one.
@@ -155,10 +155,9 @@ class NativeVecEnv(VecEnv):
         final_obs = self._observe(next_state)
 
         initial_state = self._sample_initial_state(self.num_envs)
-        done_rows = done.unsqueeze(1)
-        self.state = torch.where(done_rows, initial_state, next_state)
+        self.state = torch.where(done.unsqueeze(1), initial_state, next_state)
         self.elapsed_steps = elapsed_steps.masked_fill(done, 0)
-        obs = torch.where(done_rows, self._observe(initial_state), final_obs)
+        obs = self._observe_state()
         return Step(obs=obs, rewards=rewards, terminated=terminated, truncated=truncated, final_obs=final_obs)
 
     def __repr__(self) -> str:
@@ -168,6 +167,11 @@ class NativeVecEnv(VecEnv):
         )
 
     # ------------------------------------------------------------------ helpers for envs
+    def _observe_state(self) -> torch.Tensor:
+        """Observations of ``self.state``, never sharing its memory (callers may edit obs in place)."""
+        obs = self._observe(self.state)
+        return obs.clone() if obs is self.state else obs
+
     def _as_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Actions as a tensor on the env's device: int64 [N] (Discrete) or dtype [N, act_dim] (Box)."""
         actions = torch.as_tensor(actions, device=self.device)

@@ -59,11 +59,9 @@ class CartPole(NativeVecEnv):
             self.length * (4.0 / 3.0 - self.masspole * costheta.square() / self.total_mass)
         )
         xacc = temp - self.polemass_length * thetaacc * costheta / self.total_mass
-        x = x + self.tau * x_dot
-        x_dot = x_dot + self.tau * xacc
-        theta = theta + self.tau * theta_dot
-        theta_dot = theta_dot + self.tau * thetaacc
-        next_state = torch.stack((x, x_dot, theta, theta_dot), dim=1)
+        # Euler: each of x, x_dot, theta, theta_dot += tau * its derivative (one op for all four).
+        next_state = state + self.tau * torch.stack((x_dot, xacc, theta_dot, thetaacc), dim=1)
+        x, theta = next_state[:, 0], next_state[:, 2]
         terminated = (x.abs() > self.x_threshold) | (theta.abs() > self.theta_threshold_radians)
         rewards = torch.ones_like(x)
         return next_state, rewards, terminated

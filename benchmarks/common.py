@@ -1,0 +1,85 @@
+"""Helpers shared by the benchmark scripts: machine description and time-to-solve measurement."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+
+import pgrl
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
+
+
+def today() -> str:
+    return time.strftime("%Y-%m-%d")
+
+
+@dataclass
+class SolveResult:
+    solved: bool
+    steps: int  # env steps when the greedy evaluation first reached the threshold (or the budget)
+    seconds: float  # training seconds up to then (evaluations excluded)
+    final_return: float
+
+
+def train_to_threshold(
+    model,
+    env_id: str,
+    threshold: float,
+    budget: int,
+    eval_every: int,
+    n_eval: int = 100,
+    eval_backend: str = "auto",
+) -> SolveResult:
+    """Train until a greedy n_eval-episode mean reaches ``threshold`` (checked every ``eval_every`` steps).
+
+    The evaluations run inside the trainer's callback, whose time is not counted as training.
+    """
+    state = {
+        "next": eval_every,
+        "solved": False,
+        "steps": budget,
+        "seconds": float("nan"),
+        "last": float("nan"),
+    }
+
+    def check(algo, row):
+        if algo.num_timesteps < state["next"]:
+            return True
+        state["next"] = algo.num_timesteps + eval_every
+        mean, _ = pgrl.evaluate_policy(algo, env_id, n_eval, backend=eval_backend)
+        state["last"] = mean
+        if mean >= threshold:
+            state.update(solved=True, steps=algo.num_timesteps, seconds=row["time/elapsed"])
+            return False
+        return True
+
+    model.learn(budget, callback=check)
+    if not state["solved"]:
+        state["seconds"] = model.train_seconds
+        state["last"], _ = pgrl.evaluate_policy(model, env_id, n_eval, backend=eval_backend)
+        state["steps"] = model.num_timesteps
+        if state["last"] >= threshold:
+            state["solved"] = True
+    return SolveResult(state["solved"], state["steps"], state["seconds"], state["last"])
+
+
+def median(values):
+    values = [v for v in values if v == v]
+    return statistics.median(values) if values else float("nan")

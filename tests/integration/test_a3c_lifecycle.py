@@ -1,0 +1,147 @@
+"""A3C's process lifecycle: failures end the run quickly, with one message, and leave no process.
+
+Workers are spawned processes; a worker that is killed or raises must make ``learn`` raise a
+``TrainingError`` naming the worker within 10 s, and every worker process must be gone (reaped)
+afterwards.  Also: Ctrl-C in the parent, shared optimizer state, and a save/load round trip.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import pgrl
+from pgrl.errors import TrainingError
+from pgrl.shared_optim import SharedAdam, SharedRMSprop
+
+SMALL = {"n_workers": 2, "n_envs": 2, "n_steps": 5, "env_backend": "gymnasium"}
+BIG_BUDGET = 10**7  # never reached: these runs end by failure or interruption
+
+
+def _gone(pid: int) -> bool:
+    """True when no process (not even a zombie) has this pid."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:  # a zombie still answers kill(pid, 0); it must have been reaped too
+        with open(f"/proc/{pid}/status") as handle:
+            return "zombie" in handle.read()
+    except FileNotFoundError:
+        return True
+
+
+def _assert_no_workers_left(model) -> None:
+    assert len(model.worker_pids) == SMALL["n_workers"]
+    left = [pid for pid in model.worker_pids if not _gone(pid)]
+    assert not left, f"worker processes {left} are still alive"
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("pgrl-a3c")]
+
+
+def _failing_schedule(progress_remaining: float) -> float:
+    """A learning rate that raises in worker 1 once training has begun (module level: picklable)."""
+    if multiprocessing.current_process().name == "pgrl-a3c-worker-1" and progress_remaining < 0.9999:
+        raise RuntimeError("schedule exploded on purpose")
+    return 7e-4
+
+
+def test_killed_worker_ends_the_run_with_its_name():
+    model = pgrl.A3C("MlpPolicy", "CartPole-v1", seed=3, **SMALL)
+    killed_at: list[float] = []
+
+    def kill_worker_1(algo, row):
+        if not killed_at and algo.num_timesteps >= 200:
+            os.kill(algo.worker_pids[1], signal.SIGKILL)
+            killed_at.append(time.monotonic())
+
+    with pytest.raises(TrainingError, match=r"a3c worker 1 died \(killed by signal 9, SIGKILL\) at step \d+"):
+        model.learn(BIG_BUDGET, callback=kill_worker_1)
+    assert killed_at, "the callback never ran"
+    assert time.monotonic() - killed_at[0] < 10.0
+    _assert_no_workers_left(model)
+
+
+def test_raising_worker_reports_its_error_text():
+    model = pgrl.A3C("MlpPolicy", "CartPole-v1", seed=4, learning_rate=_failing_schedule, **SMALL)
+    started = time.monotonic()
+    with pytest.raises(TrainingError) as info:
+        model.learn(BIG_BUDGET)
+    message = str(info.value)
+    assert message.startswith("a3c worker 1 failed at step ")
+    assert "RuntimeError: schedule exploded on purpose" in message
+    assert any("_failing_schedule" in note for note in getattr(info.value, "__notes__", []))  # the traceback
+    assert time.monotonic() - started < 60.0  # worker start-up (imports) included
+    _assert_no_workers_left(model)
+
+
+def test_ctrl_c_in_the_parent_stops_every_worker():
+    model = pgrl.A3C("MlpPolicy", "CartPole-v1", seed=5, **SMALL)
+    interrupted_at: list[float] = []
+
+    def press_ctrl_c(algo, row):
+        if not interrupted_at and algo.num_timesteps >= 200:
+            interrupted_at.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        model.learn(BIG_BUDGET, callback=press_ctrl_c)
+    assert time.monotonic() - interrupted_at[0] < 10.0
+    _assert_no_workers_left(model)
+    assert model.num_timesteps >= 200  # the shared model trained so far is kept
+
+
+def test_budget_is_respected_and_workers_exit_cleanly():
+    model = pgrl.A3C("MlpPolicy", "CartPole-v1", seed=6, **SMALL)
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(1_000)
+    per_round = SMALL["n_workers"] * SMALL["n_envs"] * SMALL["n_steps"]
+    assert 1_000 <= model.num_timesteps < 1_000 + per_round
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.policy.parameters(), strict=True))
+    _assert_no_workers_left(model)
+    model.learn(500)  # learning again continues the step count with new workers
+    assert model.num_timesteps >= 1_500
+
+
+def test_save_load_round_trip_predicts_the_same(tmp_path):
+    model = pgrl.A3C("MlpPolicy", "CartPole-v1", seed=7, **SMALL, policy_kwargs={"net_arch": {"pi": [32], "vf": [16]}})
+    model.learn(1_000)
+    path = model.save(tmp_path / "a3c")
+    loaded = pgrl.A3C.load(path)
+    assert loaded.config == model.config and loaded.num_timesteps == model.num_timesteps
+    obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(obs)[0], model.predict(obs)[0])
+    for (name, a), b in zip(model.policy.state_dict().items(), loaded.policy.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert pgrl.Algorithm.load(path).name == "a3c"
+
+
+def _step_shared_optimizer(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    model.weight.grad = torch.ones_like(model.weight)
+    model.bias.grad = torch.ones_like(model.bias)
+    optimizer.step()
+
+
+@pytest.mark.parametrize("cls", [SharedAdam, SharedRMSprop])
+def test_optimizer_state_is_shared_with_worker_processes(cls):
+    model = torch.nn.Linear(3, 2)
+    model.share_memory()
+    optimizer = cls(model.parameters(), lr=0.1)
+    state = optimizer.state[model.weight]
+    assert all(value.is_shared() for value in state.values())
+    before = model.weight.detach().clone()
+    ctx = multiprocessing.get_context("spawn")
+    for _ in range(2):  # two processes, one after the other, step the same optimizer
+        proc = ctx.Process(target=_step_shared_optimizer, args=(model, optimizer))
+        proc.start()
+        proc.join(60)
+        assert proc.exitcode == 0
+    assert float(state["step"]) == 2.0  # the step count is shared, not per process
+    moment = state["exp_avg"] if cls is SharedAdam else state["square_avg"]
+    assert torch.all(moment > 0)
+    assert not torch.equal(before, model.weight)
