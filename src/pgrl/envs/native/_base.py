@@ -188,8 +188,8 @@ class NativeVecEnv(VecEnv):
 
     def _uniform(self, low: float, high: float, size: tuple[int, ...]) -> torch.Tensor:
         """Uniform samples in [low, high) of shape ``size`` in ``dtype``, from ``self.generator``."""
-        unit = torch.rand(size, generator=self.generator, dtype=self.dtype, device=self.device)
-        return low + (high - low) * unit
+        samples = torch.empty(size, dtype=self.dtype, device=self.device)
+        return samples.uniform_(low, high, generator=self.generator)
 
 
 def _is_positive_int(value: object) -> bool:

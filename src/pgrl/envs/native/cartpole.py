@@ -35,9 +35,7 @@ class CartPole(NativeVecEnv):
     x_threshold = 2.4
 
     def _make_spaces(self) -> tuple[spaces.Box, spaces.Discrete]:
-        high = np.array(
-            [self.x_threshold * 2, np.inf, self.theta_threshold_radians * 2, np.inf], dtype=np.float32
-        )
+        high = np.array([self.x_threshold * 2, np.inf, self.theta_threshold_radians * 2, np.inf], dtype=np.float32)
         return spaces.Box(-high, high, dtype=np.float32), spaces.Discrete(2)
 
     def _sample_initial_state(self, n: int) -> torch.Tensor:

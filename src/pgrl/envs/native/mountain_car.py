@@ -44,9 +44,7 @@ class MountainCar(NativeVecEnv):
         self, state: torch.Tensor, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         position, velocity = state.unbind(1)
-        velocity = velocity + (
-            (actions - 1).to(self.dtype) * self.force + torch.cos(3 * position) * (-self.gravity)
-        )
+        velocity = velocity + ((actions - 1).to(self.dtype) * self.force + torch.cos(3 * position) * (-self.gravity))
         velocity = velocity.clamp(-self.max_speed, self.max_speed)
         position = (position + velocity).clamp(self.min_position, self.max_position)
         velocity = velocity.masked_fill((position == self.min_position) & (velocity < 0), 0.0)
