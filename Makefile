@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.pgrl-installed
 TORCH  := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast bench lint clean
+.PHONY: install install-bench demo test test-fast bench bench-learning bench-compare lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,21 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not learning" $(PYTEST_ARGS)
+
+install-bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]" "$(TORCH)"
+
+# Side-by-side speed against Stable-Baselines3 (README "Speed"); about 15 minutes.
+bench: install-bench
+	$(BIN)/python -m benchmarks.speed --seeds 5
+
+# Steps and seconds each preset needs to solve CartPole-v1 / Pendulum-v1 (README "Learning").
+bench-learning: $(STAMP)
+	$(BIN)/python -m benchmarks.learning_table --seeds 0
+
+# Sample efficiency vs wall-clock for every algorithm on CartPole-v1 (table + PNG).
+bench-compare: $(STAMP)
+	$(BIN)/python -m benchmarks.compare_cartpole --seeds 3 --out runs/compare_cartpole
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

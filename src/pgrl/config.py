@@ -100,6 +100,7 @@ class PolicyKwargs(Frozen):
     shared: bool = False
     log_std_init: float = 0.0
     ortho_init: bool = True
+    use_sde: bool = Field(False, description="generalized state-dependent exploration (Box actions)")
 
 
 class AlgoConfig(Frozen):
@@ -115,6 +116,8 @@ class AlgoConfig(Frozen):
     normalize: bool = Field(False, description="running mean/std normalization of observations")
     normalize_reward: bool = Field(False, description="scale rewards by the running std of the return")
     clip_obs: float = Field(10.0, gt=0.0)
+    use_sde: bool = Field(False, description="gSDE exploration for Box actions (SB3's use_sde)")
+    sde_sample_freq: int = Field(-1, ge=-1, description="new gSDE noise every k steps (-1: once per rollout)")
     policy_kwargs: PolicyKwargs = PolicyKwargs()
 
     def to_json(self) -> dict[str, Any]:

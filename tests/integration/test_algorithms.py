@@ -17,6 +17,7 @@ SMALL = {
     "actor_critic": {"n_envs": 4},
     "a2c": {"n_envs": 4, "n_steps": 8},
     "ppo": {"n_envs": 4, "n_steps": 16, "batch_size": 32, "n_epochs": 2},
+    "trpo": {"n_envs": 4, "n_steps": 16, "batch_size": 32},
 }
 SYNC_ALGOS = sorted(SMALL)
 

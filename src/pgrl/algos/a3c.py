@@ -184,7 +184,12 @@ class A3C(Algorithm):
     # -- asynchronous training ------------------------------------------------------------------
     def learn(self, total_timesteps: int | None = None, *, progress_bar: bool = False,
               log_dir: str | Path | None = None, callback=None) -> A3C:
-        """Train with ``n_workers`` Hogwild workers for ``total_timesteps`` env steps (all workers)."""
+        """Train with ``n_workers`` Hogwild workers for ``total_timesteps`` env steps (all workers).
+
+        Stops at the budget, when the last 100 episodes average ``target_return``, or when
+        ``callback(algo, row)`` returns False.  A worker that raises or dies ends the run with a
+        TrainingError naming it; Ctrl-C propagates.  Either way every worker is gone on return.
+        """
         from pgrl.logging import RunLogger
 
         total = total_timesteps if total_timesteps is not None else self.config.n_timesteps
@@ -195,63 +200,47 @@ class A3C(Algorithm):
         total, c, start = int(total), self.config, self.num_timesteps
         spec = WorkerSpec(self.env_id, self.env_backend, self.vectorization, self.env_kwargs, c, self.seed,
                           start, total, os.getpid(), self.observation_space, self.action_space)
-        worker_steps = torch.zeros(c.n_workers, dtype=torch.int64).share_memory_()
-        stop_flag = torch.zeros(1, dtype=torch.uint8).share_memory_()
+        worker_steps = torch.zeros(c.n_workers, dtype=torch.int64).share_memory_()  # one slot per worker
+        stop_flag = torch.zeros(1, dtype=torch.uint8).share_memory_()  # lock-free, unlike an mp.Event
         logger = RunLogger(log_dir, total, progress_bar, initial_step=start)
-        recent_returns: deque[float] = deque(maxlen=TARGET_WINDOW)
-        recent_lengths: deque[int] = deque(maxlen=TARGET_WINDOW)
+        board = _Board(c.n_workers)
         episodes, elapsed_before = getattr(self, "num_episodes", 0), getattr(self, "train_seconds", 0.0)
-        procs: list[mp.Process] = []
+        procs: list = []
         conns: list[Connection] = []
         self.worker_pids: list[int] = []
         started = time.perf_counter()
         log_every = max(1, total // 200)
-        last_row_step, last_row_time, last_row_at = start - log_every, started, start
+        last_row_step, last_row_time = start, started
         try:
             ctx = mp.get_context("spawn")
             for rank in range(c.n_workers):
-                reader, writer = ctx.Pipe(duplex=False)
-                args = (rank, spec, self.policy, self.optimizers, worker_steps, stop_flag, writer)
-                proc = ctx.Process(target=_worker, args=args, name=f"pgrl-a3c-worker-{rank}", daemon=True)
-                try:
-                    proc.start()
-                except (pickle.PicklingError, AttributeError, TypeError) as exc:
-                    raise ConfigError(
-                        f"a3c could not send its config to a worker process ({exc}); use numbers, 'lin_<x>' "
-                        "strings or module-level functions for schedules"
-                    ) from None
-                writer.close()  # the parent keeps only the read end: EOF means the worker is gone
+                proc, conn = _start_worker(ctx, (rank, spec, self.policy, self.optimizers, worker_steps, stop_flag))
                 procs.append(proc)
-                conns.append(reader)
+                conns.append(conn)
                 self.worker_pids.append(proc.pid)
-            board = _Board(c.n_workers)
             while True:
-                wait(conns + [p.sentinel for p in procs], timeout=REPORT_SECONDS)
+                # Sleep until a worker reports or exits (finished ones are left out: they are
+                # always "ready" and would make this loop spin).
+                live = [conn for rank, conn in enumerate(conns) if not board.closed[rank]]
+                wait(live + [p.sentinel for p in procs if p.exitcode is None], timeout=REPORT_SECONDS)
                 # Exit codes first, pipes second: whatever a worker sent before exiting is read.
                 codes = [p.exitcode for p in procs]
-                for rank in range(c.n_workers):
-                    board.read(rank, conns[rank], recent_returns, recent_lengths)
-                episodes += board.take_new_episodes()
-                steps = start + int(worker_steps.sum())
-                self.num_timesteps = steps
+                for rank, conn in enumerate(conns):
+                    board.read(rank, conn)
+                self.num_timesteps = steps = start + int(worker_steps.sum())
                 board.check(codes, steps)  # raises TrainingError naming a failed or killed worker
                 finished = all(code is not None for code in codes)
-                reached = (c.target_return is not None and len(recent_returns) == TARGET_WINDOW
-                           and _mean(recent_returns) >= c.target_return)
-                if reached:
+                if c.target_return is not None and board.recent_mean() >= c.target_return:
                     stop_flag[0] = 1
-                if steps - last_row_step >= log_every or finished:
+                # Rows wait for the first loss report: the CSV's columns come from the first row.
+                if (steps - last_row_step >= log_every and any(board.latest)) or finished:
                     now = time.perf_counter()
-                    row = board.metrics()
-                    row.update({
-                        "rollout/ep_return_mean": _mean(recent_returns),
-                        "rollout/ep_length_mean": _mean(recent_lengths),
-                        "rollout/episodes": episodes,
-                        "time/elapsed": elapsed_before + now - started,
-                        "time/sps": (steps - last_row_at) / max(now - last_row_time, 1e-9),
-                    })
+                    row = board.row()
+                    row["rollout/episodes"] = episodes + board.episodes
+                    row["time/elapsed"] = elapsed_before + now - started
+                    row["time/sps"] = (steps - last_row_step) / max(now - last_row_time, 1e-9)
                     logger.log(steps, row)
-                    last_row_step, last_row_time, last_row_at = steps, now, steps
+                    last_row_step, last_row_time = steps, now
                     if callback is not None and callback(self, row) is False:
                         stop_flag[0] = 1
                 if finished:
@@ -259,11 +248,28 @@ class A3C(Algorithm):
         finally:
             stop_workers(procs, conns, stop_flag)
             self.num_timesteps = start + int(worker_steps.sum())
-            self.num_episodes = episodes
+            self.num_episodes = episodes + board.episodes
             self.train_seconds = elapsed_before + time.perf_counter() - started
             self.policy.eval()
             logger.close()
         return self
+
+
+def _start_worker(ctx, args: tuple) -> tuple:
+    """Start one worker process; returns it and the read end of its report pipe."""
+    reader, writer = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_worker, args=(*args, writer), name=f"pgrl-a3c-worker-{args[0]}", daemon=True)
+    try:
+        proc.start()  # spawn pickles the args here: model and optimizers in one pickle keep identity
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        reader.close()
+        raise ConfigError(
+            f"a3c could not send its config to a worker process ({exc}); use numbers, 'lin_<x>' "
+            "strings or module-level functions for schedules"
+        ) from None
+    finally:
+        writer.close()  # the parent keeps only the read end: EOF means the worker is gone
+    return proc, reader
 
 
 def _nan_message(value: float, step: int) -> str:
@@ -303,17 +309,18 @@ def _discard(conn: Connection) -> None:
 
 
 class _Board:
-    """What the parent knows of each worker: status, latest metrics, error text."""
+    """What the parent knows of each worker: status, latest metrics, error text; recent episodes."""
 
     def __init__(self, n_workers: int):
         self.ready = [False] * n_workers
-        self.done = [False] * n_workers
         self.closed = [False] * n_workers
         self.errors: list[tuple[str, str] | None] = [None] * n_workers
         self.latest: list[dict[str, float]] = [{} for _ in range(n_workers)]
-        self.new_episodes = 0
+        self.returns: deque[float] = deque(maxlen=TARGET_WINDOW)
+        self.lengths: deque[int] = deque(maxlen=TARGET_WINDOW)
+        self.episodes = 0
 
-    def read(self, rank: int, conn: Connection, returns: deque, lengths: deque) -> None:
+    def read(self, rank: int, conn: Connection) -> None:
         try:
             while not self.closed[rank] and conn.poll():
                 kind, *payload = conn.recv()
@@ -321,19 +328,17 @@ class _Board:
                     self.ready[rank] = True
                 elif kind == "stats":
                     episode_returns, episode_lengths, self.latest[rank] = payload
-                    returns.extend(episode_returns)
-                    lengths.extend(episode_lengths)
-                    self.new_episodes += len(episode_returns)
+                    self.returns.extend(episode_returns)
+                    self.lengths.extend(episode_lengths)
+                    self.episodes += len(episode_returns)
                 elif kind == "error":
                     self.errors[rank] = (payload[0], payload[1])
-                elif kind == "done":
-                    self.done[rank] = True
         except (EOFError, OSError):  # the worker closed its end or died mid-message
             self.closed[rank] = True
 
-    def take_new_episodes(self) -> int:
-        count, self.new_episodes = self.new_episodes, 0
-        return count
+    def recent_mean(self) -> float:
+        """Mean return of the last TARGET_WINDOW episodes; nan until there are that many."""
+        return _mean(self.returns) if len(self.returns) == TARGET_WINDOW else math.nan
 
     def check(self, exitcodes: list[int | None], step: int) -> None:
         for rank, code in enumerate(exitcodes):
@@ -356,10 +361,13 @@ class _Board:
                 "`if __name__ == '__main__':` (workers are started with the spawn method)")
             raise TrainingError(f"a3c worker {rank} died ({how}) at step {step}{hint}")
 
-    def metrics(self) -> dict[str, float]:
-        keys = {key for latest in self.latest for key in latest}
-        rows = {key: [m[key] for m in self.latest if key in m] for key in sorted(keys)}
-        return {key: sum(values) / len(values) for key, values in rows.items()}
+    def row(self) -> dict[str, float]:
+        """Losses averaged over the workers' latest reports, and the recent episode stats."""
+        keys = sorted({key for latest in self.latest for key in latest})
+        row = {key: _mean([m[key] for m in self.latest if key in m]) for key in keys}
+        row["rollout/ep_return_mean"] = _mean(self.returns)
+        row["rollout/ep_length_mean"] = _mean(self.lengths)
+        return row
 
 
 # -- the worker process -------------------------------------------------------------------------
@@ -452,7 +460,6 @@ def _worker(rank: int, spec: WorkerSpec, shared: ActorCriticPolicy, optimizers: 
                 conn.send(tally.message())
                 tally = _Tally()
         conn.send(tally.message())
-        conn.send(("done",))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as text, then exit 1
         try:
             conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))

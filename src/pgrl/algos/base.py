@@ -153,7 +153,8 @@ class Algorithm(abc.ABC):
                 if self.config.normalize_reward
                 else None
             )
-            self._collector = Collector(self.env, self.policy, self.obs_normalizer, scaler)
+            self._collector = Collector(self.env, self.policy, self.obs_normalizer, scaler,
+                                        sde_sample_freq=self.config.sde_sample_freq)
             self._collector.reset(seed=self.seed * 1000)
         return self._collector
 
@@ -229,7 +230,8 @@ class Algorithm(abc.ABC):
         return {"algo": self.name, "env_id": self.env_id, "config": self.config.to_json(), "seed": self.seed}
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(env={self.env_id!r}, seed={self.seed}, config={json.dumps(self.config.to_json())})"
+        config = json.dumps(self.config.to_json())
+        return f"{type(self).__name__}(env={self.env_id!r}, seed={self.seed}, config={config})"
 
 
 # -- helpers shared by algorithm files ---------------------------------------------------------

@@ -35,7 +35,6 @@ from pgrl.algos.base import (
 )
 from pgrl.config import AlgoConfig, Schedule
 from pgrl.optim import conjugate_gradient, flat_grad, flat_params, set_flat_params
-from pgrl.policies.distributions import DiagGaussian, Distribution
 from pgrl.returns import gae
 
 
@@ -53,13 +52,6 @@ class TRPOConfig(AlgoConfig):
     target_kl: float = Field(0.01, gt=0.0)
     sub_sampling_factor: int = Field(1, gt=0, description="policy step on every k-th sample")
     max_grad_norm: float | None = Field(None, gt=0.0, description="critic gradient clipping (None: off)")
-
-
-def snapshot(dist: Distribution) -> Distribution:
-    """A detached copy that owns its tensors (a Gaussian's log_std would alias the parameter)."""
-    if isinstance(dist, DiagGaussian):
-        return DiagGaussian(dist.mean.detach().clone(), dist.log_std.detach().clone())
-    return dist.detach()
 
 
 def surrogate(dist, actions, old_log_probs, advantages) -> torch.Tensor:
@@ -107,7 +99,7 @@ class TRPO(Algorithm):
         if c.normalize_advantage:
             advantages = normalize(advantages)
         with torch.no_grad():
-            old_dist = snapshot(self.policy.distribution(obs))
+            old_dist = self.policy.distribution(obs).detach()
             old_log_probs = old_dist.log_prob(actions)
         dist = self.policy.distribution(obs)
         old_surrogate = surrogate(dist, actions, old_log_probs, advantages)

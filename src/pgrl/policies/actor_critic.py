@@ -60,6 +60,7 @@ class ActorCriticPolicy(nn.Module):
         shared: bool = False,
         log_std_init: float = 0.0,
         ortho_init: bool = True,
+        use_sde: bool = False,
     ):
         super().__init__()
         check_spaces(observation_space, action_space)
@@ -87,8 +88,12 @@ class ActorCriticPolicy(nn.Module):
         # reference implementations).
         self.pi_head = mlp(pi_width, [], act_dim, ortho_init=ortho_init, out_gain=0.01)
         self.vf_head = mlp(vf_width, [], 1, ortho_init=ortho_init, out_gain=1.0)
+        self.use_sde = bool(use_sde) and self.continuous
         if self.continuous:
-            self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
+            # gSDE: one log-std per (latent unit, action dim); otherwise one per action dim.
+            shape = (pi_width, act_dim) if self.use_sde else (act_dim,)
+            self.log_std = nn.Parameter(torch.full(shape, float(log_std_init)))
+            self._exploration: torch.Tensor | None = None
             self.register_buffer("action_low", torch.as_tensor(action_space.low, dtype=torch.float32))
             self.register_buffer("action_high", torch.as_tensor(action_space.high, dtype=torch.float32))
 
@@ -107,21 +112,49 @@ class ActorCriticPolicy(nn.Module):
     def _features(self, obs: torch.Tensor) -> torch.Tensor:
         if self.discrete_obs:
             obs = nn.functional.one_hot(obs.long().reshape(-1), int(self.observation_space.n)).float()
-        return self.trunk(obs.reshape(obs.shape[0], -1).float())
+        flat = obs.reshape(obs.shape[0], -1).float()
+        return self.trunk(flat) if self.shared else flat  # skip the Identity call in the hot path
 
     def _dist(self, features: torch.Tensor) -> Categorical | DiagGaussian:
-        out = self.pi_head(self.pi_body(features))
-        return DiagGaussian(out, self.log_std) if self.continuous else Categorical(out)
+        return self._latent_dist(features)[1]
+
+    def _latent_dist(self, features: torch.Tensor) -> tuple[torch.Tensor, Categorical | DiagGaussian]:
+        latent = features if self.shared else self.pi_body(features)
+        out = self.pi_head(latent)
+        if not self.continuous:
+            return latent, Categorical(out)
+        if not self.use_sde:
+            return latent, DiagGaussian(out, self.log_std)
+        # gSDE: the action noise is latent @ theta with theta ~ N(0, std^2), so given the state the
+        # action is Gaussian with variance (latent^2) @ std^2 (latent detached, as in SB3's default).
+        variance = latent.detach().pow(2) @ torch.exp(2 * self.log_std)
+        return latent, DiagGaussian(out, 0.5 * torch.log(variance + 1e-6))
 
     def distribution(self, obs: torch.Tensor) -> Categorical | DiagGaussian:
         return self._dist(self._features(obs))
 
+    def reset_noise(self, n_envs: int) -> None:
+        """Draw new gSDE exploration matrices, one per environment ([n_envs, latent, act_dim])."""
+        if self.use_sde:
+            std = torch.exp(self.log_std.detach())
+            self._exploration = torch.randn((n_envs, *std.shape), device=std.device) * std
+
+    def _value(self, features: torch.Tensor) -> torch.Tensor:
+        return self.vf_head(features if self.shared else self.vf_body(features)).squeeze(-1)
+
     def value(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.vf_head(self.vf_body(self._features(obs))).squeeze(-1)
+        return self._value(self._features(obs))
 
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        dist = self.distribution(obs)
-        actions = dist.mode() if deterministic else dist.sample()
+        latent, dist = self._latent_dist(self._features(obs))
+        if deterministic:
+            actions = dist.mode()
+        elif self.use_sde:
+            if self._exploration is None or self._exploration.shape[0] != obs.shape[0]:
+                self.reset_noise(obs.shape[0])
+            actions = dist.mean + torch.bmm(latent.detach().unsqueeze(1), self._exploration).squeeze(1)
+        else:
+            actions = dist.sample()
         return actions, dist.log_prob(actions)
 
     def evaluate(
@@ -129,8 +162,7 @@ class ActorCriticPolicy(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         features = self._features(obs)
         dist = self._dist(features)
-        values = self.vf_head(self.vf_body(features)).squeeze(-1)
-        return dist.log_prob(actions), dist.entropy(), values
+        return dist.log_prob(actions), dist.entropy(), self._value(features)
 
     def to_env(self, actions: torch.Tensor) -> torch.Tensor:
         """Actions as the environment takes them: Box actions clipped to the space's bounds."""

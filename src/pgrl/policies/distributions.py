@@ -78,7 +78,8 @@ class DiagGaussian:
         return terms.sum(dim=-1)
 
     def detach(self) -> DiagGaussian:
-        return DiagGaussian(self.mean.detach(), self.log_std.detach())
+        # clone: a detached log_std would still alias the parameter and follow in-place updates
+        return DiagGaussian(self.mean.detach(), self.log_std.detach().clone())
 
 
 Distribution = Categorical | DiagGaussian

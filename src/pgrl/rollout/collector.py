@@ -23,8 +23,10 @@ class Collector:
         policy: ActorCriticPolicy,
         obs_normalizer: ObsNormalizer | None = None,
         reward_scaler: RewardScaler | None = None,
+        sde_sample_freq: int = -1,
     ):
         self.env, self.policy = env, policy
+        self.sde_sample_freq = sde_sample_freq
         self.obs_normalizer, self.reward_scaler = obs_normalizer, reward_scaler
         n, device = env.num_envs, env.device
         self.obs_shape = tuple(env.single_observation_space.shape or ())
@@ -56,6 +58,8 @@ class Collector:
         return self._storage
 
     def _step(self, rollout: Rollout, t: int, finished_returns: torch.Tensor, finished_lengths: torch.Tensor):
+        if self.policy.use_sde and (t == 0 or (self.sde_sample_freq > 0 and t % self.sde_sample_freq == 0)):
+            self.policy.reset_noise(self.env.num_envs)
         obs = self._normalize(self.obs, update=True)
         actions, log_probs = self.policy.act(obs)
         step = self.env.step(self.policy.to_env(actions))
