@@ -18,7 +18,7 @@ import torch
 
 import pgrl
 from pgrl.errors import TrainingError
-from pgrl.shared_optim import SharedAdam, SharedRMSprop
+from pgrl.optim import SharedAdam, SharedRMSprop
 
 SMALL = {"n_workers": 2, "n_envs": 2, "n_steps": 5, "env_backend": "gymnasium"}
 BIG_BUDGET = 200_000  # not reached: these runs end by failure or interruption (log rows every 1000 steps)

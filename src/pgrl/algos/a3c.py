@@ -9,7 +9,7 @@ environments and a local copy of the policy, and loops without any lock:
   3. targets on the local model: n-step returns (gae_lambda = 1) or GAE(lambda) + V;
   4. L = -E[A log pi] + vf_coef E[(R - V)^2] - ent_coef E[H]; backward locally; clip;
   5. hand the local gradients to the shared model's ``.grad`` (every update) and step the shared
-     optimizer, whose moments and step counts live in shared memory (pgrl.shared_optim).
+     optimizer, whose moments and step counts live in shared memory (pgrl.optim).
 
 With ``vf_learning_rate`` actor and critic get separate shared optimizers (and separate clipping),
 as in the reference chapter.  The parent only supervises: it reads one pipe per worker (episode
@@ -32,9 +32,8 @@ from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import gymnasium as gym
 import torch
 import torch.multiprocessing as mp
 from pydantic import Field
@@ -57,7 +56,10 @@ from pgrl.policies.actor_critic import ActorCriticPolicy
 from pgrl.returns import gae, n_step_returns
 from pgrl.rollout.collector import Collector
 from pgrl.rollout.storage import Rollout
-from pgrl.shared_optim import SharedAdam, SharedRMSprop
+from pgrl.optim import SharedAdam, SharedRMSprop
+
+if TYPE_CHECKING:
+    import gymnasium as gym
 
 REPORT_SECONDS = 0.25  # how often a worker sends its episode returns and mean losses
 STOP_GRACE_SECONDS = 3.0  # after the stop flag, before terminate (then kill): total exit < 10 s
@@ -189,6 +191,8 @@ class A3C(Algorithm):
         Stops at the budget, when the last 100 episodes average ``target_return``, or when
         ``callback(algo, row)`` returns False.  A worker that raises or dies ends the run with a
         TrainingError naming it; Ctrl-C propagates.  Either way every worker is gone on return.
+        Workers build their own environments from the env id (with env_backend, vectorization and
+        env_kwargs); a VecEnv given to the constructor only supplies the spaces.
         """
         from pgrl.logging import RunLogger
 
@@ -426,7 +430,7 @@ def _worker(rank: int, spec: WorkerSpec, shared: ActorCriticPolicy, optimizers: 
         local = ActorCriticPolicy(spec.observation_space, spec.action_space, **c.policy_kwargs.model_dump())
         local.load_state_dict(shared.state_dict())
         scaler = RewardScaler(c.n_envs, c.gamma) if c.normalize_reward else None
-        collector = Collector(env, local, None, scaler)
+        collector = Collector(env, local, None, scaler, sde_sample_freq=c.sde_sample_freq)
         collector.reset(seed=seed)
         to_local = {id(p): q for p, q in zip(shared.parameters(), local.parameters(), strict=True)}
         clip_groups = [[to_local[id(p)] for g in opt.param_groups for p in g["params"]] for opt in optimizers]
