@@ -24,8 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train an algorithm on a Gymnasium environment into a run folder")
-    train.add_argument("algo", help=f"algorithm: {', '.join(ALGO_NAMES)}")
-    train.add_argument("env_id", help="Gymnasium environment id, e.g. CartPole-v1")
+    train.add_argument("algo", nargs="?", help=f"algorithm: {', '.join(ALGO_NAMES)}")
+    train.add_argument("env_id", nargs="?", help="Gymnasium environment id, e.g. CartPole-v1")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument(
         "--total-timesteps", type=float, default=None, help="env steps (default: the preset's)"
@@ -48,6 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-episodes", type=int, default=10, help="greedy episodes after training (0: none)"
     )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument(
+        "--checkpoint-every", type=float, default=None, metavar="N",
+        help="write a training checkpoint every N env steps into RUN/checkpoints (and at the end)",
+    )
+    train.add_argument(
+        "--keep-checkpoints", type=int, default=None, metavar="K", help="keep the newest K checkpoints (default 3)"
+    )
+    train.add_argument(
+        "--resume", default=None, metavar="RUN_DIR",
+        help="continue RUN_DIR from its newest checkpoint (ALGO and ENV_ID come from its config.json)",
+    )
 
     ev = sub.add_parser("eval", help="evaluate the model of a run folder")
     ev.add_argument("run_dir", help="run folder or model file")
@@ -80,21 +91,47 @@ def main(argv: list[str] | None = None) -> int:
             total = args.total_timesteps
             if total is not None and (total <= 0 or not float(total).is_integer()):
                 raise PGRLError(f"--total-timesteps must be a positive whole number, got {total}")
-            run_dir, _, summary = runs.train_run(
-                args.algo,
-                args.env_id,
-                seed=args.seed,
-                total_timesteps=int(total) if total else None,
-                config_file=args.config,
-                overrides=args.overrides,
-                device=args.device,
-                out=args.out,
-                preset=args.preset,
-                env_backend=args.env_backend,
-                vectorization=args.vec,
-                progress_bar=not args.no_progress,
-                eval_episodes=args.eval_episodes,
-            )
+            every = args.checkpoint_every
+            if every is not None and (every <= 0 or not float(every).is_integer()):
+                raise PGRLError(f"--checkpoint-every must be a positive whole number of steps, got {every:g}")
+            if args.keep_checkpoints is not None and args.keep_checkpoints < 1:
+                raise PGRLError(f"--keep-checkpoints must be at least 1, got {args.keep_checkpoints}")
+            if args.resume is not None:
+                if args.algo is not None or args.env_id is not None:
+                    raise PGRLError(
+                        "pgrl train --resume RUN_DIR takes no ALGO or ENV_ID; they come from RUN_DIR/config.json"
+                    )
+                run_dir, _, summary = runs.resume_run(
+                    args.resume,
+                    total_timesteps=int(total) if total else None,
+                    device=args.device,
+                    progress_bar=not args.no_progress,
+                    eval_episodes=args.eval_episodes,
+                    checkpoint_every=int(every) if every else None,
+                    keep_checkpoints=args.keep_checkpoints,
+                )
+            elif args.algo is None or args.env_id is None:
+                raise PGRLError(
+                    "pgrl train needs ALGO and ENV_ID (e.g. pgrl train ppo CartPole-v1), or --resume RUN_DIR"
+                )
+            else:
+                run_dir, _, summary = runs.train_run(
+                    args.algo,
+                    args.env_id,
+                    seed=args.seed,
+                    total_timesteps=int(total) if total else None,
+                    config_file=args.config,
+                    overrides=args.overrides,
+                    device=args.device,
+                    out=args.out,
+                    preset=args.preset,
+                    env_backend=args.env_backend,
+                    vectorization=args.vec,
+                    progress_bar=not args.no_progress,
+                    eval_episodes=args.eval_episodes,
+                    checkpoint_every=int(every) if every else None,
+                    keep_checkpoints=args.keep_checkpoints or 3,
+                )
             print(
                 f"trained {summary['algo']} on {summary['env_id']} for {summary['num_timesteps']:,} steps "
                 f"in {summary['train_seconds']:.1f} s"

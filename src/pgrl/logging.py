@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from pathlib import Path
 
 from tqdm import tqdm
@@ -19,6 +20,7 @@ class RunLogger:
         progress_bar: bool = False,
         tensorboard: bool = True,
         initial_step: int = 0,
+        purge_step: int | None = None,
     ):
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self._csv_file = None
@@ -29,7 +31,8 @@ class RunLogger:
             if tensorboard:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._tb = SummaryWriter(str(self.log_dir))
+                # purge_step drops events at or after it (written after the checkpoint a run resumes from)
+                self._tb = SummaryWriter(str(self.log_dir), purge_step=purge_step)
         self._bar = (
             tqdm(total=total_timesteps, initial=0, unit="step", dynamic_ncols=True, leave=True)
             if progress_bar
@@ -43,8 +46,9 @@ class RunLogger:
         if self.log_dir is not None:
             if self._csv is None:
                 path = self.log_dir / "metrics.csv"
+                fieldnames = _existing_header(path) or list(row)  # a resumed run keeps the columns
                 self._csv_file = path.open("a", newline="")
-                self._csv = csv.DictWriter(self._csv_file, fieldnames=list(row), extrasaction="ignore")
+                self._csv = csv.DictWriter(self._csv_file, fieldnames=fieldnames, extrasaction="ignore")
                 if path.stat().st_size == 0:
                     self._csv.writeheader()
             self._csv.writerow(
@@ -75,3 +79,42 @@ class RunLogger:
             self._csv_file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def _existing_header(path: Path) -> list[str] | None:
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with path.open(newline="") as handle:
+        return next(csv.reader(handle), None)
+
+
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """Keep the header and the complete rows of metrics.csv up to ``last_step``; rewrite atomically.
+
+    Used when a run resumes from a checkpoint: rows written after it will be written again.
+    A row cut short by a crash (wrong number of fields) is dropped too.
+    """
+    if not path.exists():
+        return
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return
+    header, kept = rows[0], []
+    for row in rows[1:]:
+        if len(row) != len(header):
+            continue
+        try:
+            step = int(float(row[0]))
+        except ValueError:
+            continue
+        if step <= last_step and (not kept or step > int(float(kept[-1][0]))):
+            kept.append(row)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(kept)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

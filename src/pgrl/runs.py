@@ -1,7 +1,8 @@
 """Run folders: what `pgrl train` and `pgrl eval` do, callable from Python too.
 
 A run folder holds config.json (algorithm, env, seed, hyperparameters, versions), metrics.csv,
-TensorBoard events, learning_curve.png, model.safetensors and summary.json.
+TensorBoard events, learning_curve.png, model.safetensors, summary.json and, with
+``checkpoint_every``, checkpoints/ckpt_<step>.safetensors that ``resume_run`` continues from.
 """
 
 from __future__ import annotations
@@ -10,16 +11,18 @@ import json
 import platform
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from pgrl.algos import ALGORITHMS
-from pgrl.checkpoint import read_model_file
+from pgrl.checkpoint import Checkpointer, checkpoint_files, newest_checkpoint, read_model_file
 from pgrl.config import load_config_file, merge, parse_overrides
 from pgrl.errors import CheckpointError, ConfigError
 from pgrl.evaluation import evaluate_policy
+from pgrl.logging import truncate_metrics
 from pgrl.report import plot_learning_curve
 
 
@@ -61,9 +64,16 @@ def train_run(
     vectorization: str = "sync",
     progress_bar: bool = True,
     eval_episodes: int = 10,
+    checkpoint_every: int | None = None,
+    keep_checkpoints: int = 3,
 ) -> tuple[Path, Any, dict[str, Any]]:
-    """Train into a new run folder; returns (run_dir, model, summary)."""
+    """Train into a new run folder; returns (run_dir, model, summary).
+
+    With ``checkpoint_every`` a checkpoint is written every that many env steps (and at the end)
+    into run_dir/checkpoints, keeping the newest ``keep_checkpoints``; ``resume_run`` continues it.
+    """
     cls = algorithm_class(algo_name)
+    make_checkpointer(cls, Path("."), checkpoint_every, keep_checkpoints)  # validates before any work
     hparams = merge(load_config_file(config_file) if config_file else {}, parse_overrides(overrides or []))
     model = cls(
         "MlpPolicy",
@@ -87,31 +97,125 @@ def train_run(
             "total_timesteps": total_timesteps or model.config.n_timesteps,
             "versions": {"python": platform.python_version(), "torch": torch.__version__},
             "command": sys.argv,
+            "checkpoint_every": checkpoint_every,
+            "keep_checkpoints": keep_checkpoints,
         },
     )
+    checkpointer = make_checkpointer(cls, run_dir, checkpoint_every, keep_checkpoints)
+    return _train_and_finish(
+        model, run_dir, total_timesteps, progress_bar, eval_episodes, checkpointer, resume_state=None
+    )
+
+
+def make_checkpointer(cls, run_dir: Path, every: int | None, keep: int) -> Checkpointer | None:
+    if every is None:
+        return None
+    if cls.name == "a3c":
+        raise ConfigError("a3c cannot write checkpoints (its Hogwild workers have no resumable state); "
+                          "drop --checkpoint-every or use a2c")
+    return Checkpointer(run_dir, every, keep)
+
+
+def _train_and_finish(model, run_dir: Path, total_timesteps, progress_bar, eval_episodes, checkpointer,
+                      resume_state) -> tuple[Path, Any, dict[str, Any]]:
+    """Train, then save the model, plot and summarize; on Ctrl-C keep what was learned.
+
+    A TrainingError (NaN, say) propagates without saving the model: the checkpoints keep the
+    last good state.
+    """
     interrupted = False
+    kwargs = {"checkpointer": checkpointer, "resume_state": resume_state} if checkpointer or resume_state else {}
     try:
-        model.learn(total_timesteps, progress_bar=progress_bar, log_dir=run_dir)
+        model.learn(total_timesteps, progress_bar=progress_bar, log_dir=run_dir, **kwargs)
     except KeyboardInterrupt:
         interrupted = True
-    finally:
-        model.save(run_dir / "model.safetensors")  # what was learned is kept, even on Ctrl-C
-        plot_learning_curve(run_dir, f"{cls.name} on {env_id} (seed {seed})")
+    model.save(run_dir / "model.safetensors")  # what was learned is kept, even on Ctrl-C
+    plot_learning_curve(run_dir, f"{model.name} on {model.env_id} (seed {model.seed})")
     summary: dict[str, Any] = {
-        "algo": cls.name,
-        "env_id": env_id,
-        "seed": seed,
+        "algo": model.name,
+        "env_id": model.env_id,
+        "seed": model.seed,
         "num_timesteps": model.num_timesteps,
         "train_seconds": round(model.train_seconds, 3),
         "interrupted": interrupted,
     }
     if eval_episodes > 0 and not interrupted:
-        mean, std = evaluate_policy(model, env_id, eval_episodes, deterministic=True)
+        mean, std = evaluate_policy(model, model.env_id, eval_episodes, deterministic=True)
         summary.update({"eval_episodes": eval_episodes, "eval_return_mean": mean, "eval_return_std": std})
     write_json(run_dir / "summary.json", summary)
     if interrupted:
         raise KeyboardInterrupt
     return run_dir, model, summary
+
+
+def resume_run(
+    run_dir: str | Path,
+    total_timesteps: int | None = None,
+    device: str = "auto",
+    progress_bar: bool = True,
+    eval_episodes: int = 10,
+    checkpoint_every: int | None = None,
+    keep_checkpoints: int | None = None,
+) -> tuple[Path, Any, dict[str, Any]]:
+    """Continue a run folder from its newest readable checkpoint (damaged ones are skipped with a warning).
+
+    The budget is the original run's (config.json) unless ``total_timesteps`` is given; metrics.csv
+    rows and TensorBoard events after the checkpoint are dropped, since they will be written again.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise CheckpointError(f"run folder {run_dir} does not exist; check the --resume path")
+    if not run_dir.is_dir():
+        raise CheckpointError(f"--resume needs a run folder, but {run_dir} is a file")
+    config_path = run_dir / "config.json"
+    try:
+        saved = json.loads(config_path.read_text())
+        if not isinstance(saved, dict):
+            raise ValueError
+        algo_name, env_id, seed = saved["algo"], saved["env_id"], int(saved["seed"])
+        hparams = dict(saved["config"])
+    except FileNotFoundError:
+        raise CheckpointError(f"{run_dir} has no config.json; --resume needs a folder written by pgrl train") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise CheckpointError(f"{config_path} is damaged; this run folder cannot be resumed") from None
+    cls = algorithm_class(str(algo_name))
+    every = checkpoint_every if checkpoint_every is not None else saved.get("checkpoint_every")
+    keep = keep_checkpoints if keep_checkpoints is not None else saved.get("keep_checkpoints", 3)
+    if not checkpoint_files(run_dir):
+        raise CheckpointError(
+            f"{run_dir} has no checkpoints to resume from; train with --checkpoint-every N to write them"
+        )
+    checkpointer = make_checkpointer(cls, run_dir, every or 1 << 62, keep)
+    model = cls(
+        "MlpPolicy",
+        env_id,
+        seed=seed,
+        device=device,
+        env_backend=saved.get("env_backend", "auto"),
+        vectorization=saved.get("vectorization", "sync"),
+        **hparams,
+    )
+    path, state = newest_checkpoint(model, run_dir)
+    if model.collector().env_state() is None:
+        warnings.warn(
+            f"{env_id} runs on Gymnasium, whose env state cannot be saved: resumed episodes start afresh, "
+            "so the run continues but not bit-identically",
+            stacklevel=2,
+        )
+    total = int(total_timesteps) if total_timesteps is not None else saved.get("total_timesteps")
+    if total is None:
+        raise ConfigError(f"{run_dir}/config.json has no total_timesteps; pass --total-timesteps")
+    start = int(state.get("start_step", 0))
+    if model.num_timesteps >= start + total:
+        raise ConfigError(
+            f"{run_dir} is already at step {model.num_timesteps} of its {total}-step budget; "
+            "pass a larger --total-timesteps to train on"
+        )
+    truncate_metrics(run_dir / "metrics.csv", model.num_timesteps)
+    if total != saved.get("total_timesteps") or every != saved.get("checkpoint_every"):
+        write_json(config_path, {**saved, "total_timesteps": total, "checkpoint_every": every,
+                                 "keep_checkpoints": keep})
+    return _train_and_finish(model, run_dir, total, progress_bar, eval_episodes, checkpointer, state)
 
 
 def load_run_model(path: str | Path, device: str = "auto"):
@@ -120,6 +224,9 @@ def load_run_model(path: str | Path, device: str = "auto"):
     if not path.exists():
         raise CheckpointError(f"run folder or model file {path} does not exist; check the path")
     model_file = path / "model.safetensors" if path.is_dir() else path
+    if path.is_dir() and not model_file.exists():
+        hint = " (or one of its checkpoints/)" if checkpoint_files(path) else ""
+        raise CheckpointError(f"{path} is a folder without model.safetensors; pass a model file{hint} or a run folder")
     header, _ = read_model_file(model_file)
     cls = ALGORITHMS.get(header.get("algo"))
     if cls is None:

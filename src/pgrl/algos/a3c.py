@@ -52,11 +52,11 @@ from pgrl.config import AlgoConfig, Schedule, make_schedule
 from pgrl.envs.make import make_env
 from pgrl.envs.normalize import RewardScaler
 from pgrl.errors import ConfigError, TrainingError
+from pgrl.optim import SharedAdam, SharedRMSprop
 from pgrl.policies.actor_critic import ActorCriticPolicy
 from pgrl.returns import gae, n_step_returns
 from pgrl.rollout.collector import Collector
 from pgrl.rollout.storage import Rollout
-from pgrl.optim import SharedAdam, SharedRMSprop
 
 if TYPE_CHECKING:
     import gymnasium as gym

@@ -93,6 +93,7 @@ class Algorithm(abc.ABC):
             check_spaces(obs_space, act_space, self.name)
             self._build(obs_space, act_space)
         self._collector: Collector | None = None
+        self.num_episodes, self.train_seconds = 0, 0.0
 
     # -- construction -------------------------------------------------------------------------
     def _make_env(self) -> VecEnv:
@@ -175,8 +176,15 @@ class Algorithm(abc.ABC):
         progress_bar: bool = False,
         log_dir: str | Path | None = None,
         callback=None,
+        checkpointer=None,
+        resume_state: dict[str, Any] | None = None,
     ) -> Algorithm:
-        """Train for ``total_timesteps`` env steps (default: the preset's n_timesteps)."""
+        """Train for ``total_timesteps`` env steps (default: the preset's n_timesteps).
+
+        ``checkpointer`` (a ``pgrl.checkpoint.Checkpointer``) writes training checkpoints;
+        ``resume_state`` is what ``pgrl.checkpoint.load_checkpoint`` returned, to continue a run
+        (``total_timesteps`` then counts from the resumed run's start).
+        """
         from pgrl.trainer import Trainer
 
         total = total_timesteps if total_timesteps is not None else self.config.n_timesteps
@@ -184,7 +192,10 @@ class Algorithm(abc.ABC):
             raise ConfigError(f"{self.name} needs total_timesteps: this preset sets no n_timesteps")
         if int(total) <= 0:
             raise ConfigError(f"total_timesteps must be positive, got {total}")
-        Trainer(self, log_dir=log_dir, progress_bar=progress_bar, callback=callback).run(int(total))
+        Trainer(
+            self, log_dir=log_dir, progress_bar=progress_bar, callback=callback,
+            checkpointer=checkpointer, resume_state=resume_state,
+        ).run(int(total))
         return self
 
     # -- inference ----------------------------------------------------------------------------
@@ -225,6 +236,30 @@ class Algorithm(abc.ABC):
         if self.obs_normalizer is not None:
             modules["obs_normalizer"] = self.obs_normalizer
         return modules
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Optimizers whose state goes into training checkpoints, by attribute name."""
+        return {name: value for name, value in vars(self).items() if isinstance(value, torch.optim.Optimizer)}
+
+    def training_state(self) -> dict[str, Any]:
+        """JSON-able state beyond modules and optimizers that training needs to go on exactly.
+
+        Subclasses add their own (PPO: the adaptive ``kl_coef``) to ``super().training_state()``.
+        """
+        collector = self._collector
+        return {"env_restorable": collector is not None and collector.env_state() is not None}
+
+    def extra_state_tensors(self) -> dict[str, torch.Tensor]:
+        """Tensors of the rollout side: collector obs and episode sums, reward scaler, native env state."""
+        return self._collector.state_tensors() if self._collector is not None else {}
+
+    def load_training_state(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        """Inverse of ``training_state`` and ``extra_state_tensors`` (creates the env if needed)."""
+        collector = self.collector()
+        if not collector.load_state_tensors(tensors):
+            # A Gymnasium env cannot be put back mid-episode: start fresh episodes from a seed
+            # that depends on the step, so a resumed run does not replay its first episodes.
+            collector.reset(seed=self.seed * 1000 + self.num_timesteps)
 
     def describe(self) -> dict[str, Any]:
         return {"algo": self.name, "env_id": self.env_id, "config": self.config.to_json(), "seed": self.seed}

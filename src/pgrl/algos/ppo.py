@@ -77,6 +77,13 @@ class PPO(Algorithm):
         self.clip_vf_schedule = make_schedule(vf) if vf is not None else None
         self.kl_coef = self.config.kl_coef
 
+    def training_state(self) -> dict:
+        return {**super().training_state(), "kl_coef": self.kl_coef}
+
+    def load_training_state(self, state: dict, tensors: dict) -> None:
+        super().load_training_state(state, tensors)
+        self.kl_coef = float(state["kl_coef"])
+
     def update(self, rollout, progress_remaining: float) -> Metrics:
         c = self.config
         set_learning_rate(self.optimizer, self.lr_schedule(progress_remaining))

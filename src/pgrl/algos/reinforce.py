@@ -18,7 +18,7 @@ class REINFORCEConfig(AlgoConfig):
     n_envs: int = Field(1, gt=0, description="episodes per update")
     learning_rate: Schedule = 7e-4
     max_grad_norm: float | None = Field(None, gt=0.0)
-    gamma_weighting: bool = Field(True, description="weigh step t by gamma^t (the discounted objective)")
+    gamma_weighting: bool = Field(False, description="weigh step t by gamma^t (the discounted objective)")
     normalize_returns: bool = Field(
         False, description="standardize returns over the batch (a baseline in disguise)"
     )

@@ -35,7 +35,7 @@ class VPGConfig(AlgoConfig):
     n_vf_steps: int = Field(1, gt=0)
     ent_coef: float = Field(0.001, ge=0.0)
     max_grad_norm: float | None = Field(1.0, gt=0.0)
-    gamma_weighting: bool = True
+    gamma_weighting: bool = Field(False, description="weigh step t by gamma^t (the discounted objective)")
     normalize_advantage: bool = False
 
 

@@ -42,6 +42,54 @@ class Collector:
         self.episode_return.zero_()
         self.episode_length.zero_()
 
+    # -- checkpoints --------------------------------------------------------------------------------
+    def env_state(self) -> dict[str, torch.Tensor] | None:
+        get_state = getattr(self.env, "get_state", None)
+        return get_state() if get_state is not None else None
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """What a checkpoint needs to continue collecting exactly (env state only for native envs)."""
+        tensors = {"collector.episode_return": self.episode_return, "collector.episode_length": self.episode_length}
+        if self.obs is not None:
+            tensors["collector.obs"] = self.obs
+        if self.reward_scaler is not None:
+            tensors.update({f"reward_scaler.{k}": v for k, v in self.reward_scaler.state_dict().items()})
+        env_state = self.env_state()
+        if env_state is not None:
+            tensors.update({f"env.{k}": v for k, v in env_state.items()})
+        return tensors
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> bool:
+        """Restore ``state_tensors``; False when the env's state could not be put back (Gymnasium envs).
+
+        Raises KeyError / ValueError / RuntimeError on missing or ill-shaped tensors.
+        """
+        device = self.env.device
+        if self.reward_scaler is not None:
+            state = {k: tensors[f"reward_scaler.{k}"] for k in self.reward_scaler.state_dict()}
+            _check_like(state, self.reward_scaler.state_dict())
+            self.reward_scaler.load_state_dict(state)
+        env_keys = {k[len("env."):]: v for k, v in tensors.items() if k.startswith("env.")}
+        set_state = getattr(self.env, "set_state", None)
+        if set_state is None or not env_keys:
+            if self.reward_scaler is not None:
+                self.reward_scaler.returns.zero_()
+            self.episode_return.zero_()
+            self.episode_length.zero_()
+            return False
+        set_state(env_keys)
+        saved = {"episode_return": tensors["collector.episode_return"],
+                 "episode_length": tensors["collector.episode_length"]}
+        _check_like(saved, {"episode_return": self.episode_return, "episode_length": self.episode_length})
+        self.episode_return.copy_(saved["episode_return"].to(device))
+        self.episode_length.copy_(saved["episode_length"].to(device))
+        if "collector.obs" in tensors:
+            obs = tensors["collector.obs"]
+            if tuple(obs.shape) != (self.env.num_envs, *self.obs_shape):
+                raise ValueError(f"collector.obs has shape {tuple(obs.shape)}")
+            self.obs = obs.to(device=device, dtype=torch.float32)
+        return True
+
     def _normalize(self, obs: torch.Tensor, update: bool) -> torch.Tensor:
         return self.obs_normalizer(obs, update=update) if self.obs_normalizer is not None else obs
 
@@ -129,3 +177,10 @@ class Collector:
             mask &= valid
         rollout.episode_returns = returns[mask].tolist()
         rollout.episode_lengths = lengths[mask].tolist()
+
+
+def _check_like(saved: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    for key, value in expected.items():
+        if saved[key].shape != value.shape or saved[key].dtype != value.dtype:
+            raise ValueError(f"{key} has shape {tuple(saved[key].shape)} {saved[key].dtype}, expected "
+                             f"{tuple(value.shape)} {value.dtype}")

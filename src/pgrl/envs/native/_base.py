@@ -160,6 +160,29 @@ class NativeVecEnv(VecEnv):
         obs = self._observe_state()
         return Step(obs=obs, rewards=rewards, terminated=terminated, truncated=truncated, final_obs=final_obs)
 
+    def get_state(self) -> dict[str, torch.Tensor]:
+        """Everything that determines future steps: state, elapsed_steps and the generator's state."""
+        return {
+            "state": self.state.clone(),
+            "elapsed_steps": self.elapsed_steps.clone(),
+            "generator": self.generator.get_state(),
+            "has_reset": torch.tensor(self._has_reset),
+        }
+
+    def set_state(self, saved: dict[str, torch.Tensor]) -> None:
+        """Inverse of ``get_state``; ValueError when a tensor has another shape or dtype."""
+        for key, like in (("state", self.state), ("elapsed_steps", self.elapsed_steps)):
+            if saved[key].shape != like.shape or saved[key].dtype != like.dtype:
+                raise ValueError(f"env.{key} has shape {tuple(saved[key].shape)} {saved[key].dtype}, "
+                                 f"this env needs {tuple(like.shape)} {like.dtype}")
+        generator = saved["generator"]
+        if generator.dtype != torch.uint8 or generator.dim() != 1:
+            raise ValueError("env.generator is not a generator state")
+        self.generator.set_state(generator.cpu())
+        self.state = saved["state"].to(self.device).clone()
+        self.elapsed_steps = saved["elapsed_steps"].to(self.device).clone()
+        self._has_reset = bool(saved.get("has_reset", torch.tensor(True)))
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.env_id}, num_envs={self.num_envs}, device={self.device}, "
