@@ -142,9 +142,10 @@ def check_rollout(algo, rollout) -> None:
     if all(flags):
         return
     quantity = next(name for name, ok in zip(checks, flags, strict=True) if not ok)
+    steps = rollout.n_steps * rollout.num_envs if algo.rollout_mode == "steps" else int(rollout.valid.sum())
     raise TrainingError(
         f"{algo.name} got non-finite {quantity} from {algo.env_id} in the rollout ending at step "
-        f"{algo.num_timesteps + rollout.n_steps * rollout.num_envs}; check the environment "
+        f"{algo.num_timesteps + steps}; check the environment "
         "(or turn on normalize) and resume from the last checkpoint"
     )
 
@@ -162,10 +163,11 @@ def check_gradients(algo) -> None:
         for p in group["params"]
         if p.grad is not None
     ]
-    params = list(algo.policy.parameters())
-    grad_norm = torch.stack([g.detach().norm() for g in grads]).norm() if grads else torch.zeros(())
-    param_norm = torch.stack([p.detach().norm() for p in params]).norm()
-    grad_value, param_value = torch.stack([grad_norm.float(), param_norm.float()]).tolist()
+    params = [p.detach() for p in algo.policy.parameters()]
+    # NaN and inf propagate through the sums: one number per group, one host copy for both
+    grad_sum = torch.stack(torch._foreach_norm(grads)).sum() if grads else torch.zeros(())
+    param_sum = torch.stack(torch._foreach_norm(params)).sum()
+    grad_value, param_value = torch.stack([grad_sum.float(), param_sum.float()]).tolist()
     if not math.isfinite(grad_value):
         raise TrainingError(
             f"{algo.name} gradient norm became {grad_value} at step {algo.num_timesteps}; "
