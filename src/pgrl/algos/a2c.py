@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from pydantic import Field
 
 from pgrl.algos.base import (
@@ -37,6 +36,17 @@ class A2CConfig(AlgoConfig):
     optimizer: Literal["adam", "rmsprop"] = "rmsprop"
 
 
+def actor_critic_targets(policy, rollout, gamma: float, gae_lambda: float):
+    """(values, advantages, returns), all [T, N], without gradient: n-step returns when
+    gae_lambda == 1, GAE(lambda) otherwise (the two agree at lambda = 1; see returns.py)."""
+    values, next_values = rollout_values(policy, rollout)
+    if gae_lambda == 1.0:
+        returns = n_step_returns(rollout.rewards, next_values, rollout.terminated, rollout.truncated, gamma)
+        return values, returns - values, returns
+    advantages = gae(rollout.rewards, values, next_values, rollout.terminated, rollout.truncated, gamma, gae_lambda)
+    return values, advantages, advantages + values
+
+
 def advantage_actor_critic_loss(log_probs, entropy, values, advantages, returns, vf_coef, ent_coef):
     """The three A2C terms, returned separately and combined."""
     policy_loss = -(advantages.detach() * log_probs).mean()
@@ -52,24 +62,11 @@ class A2C(Algorithm):
     def _setup(self) -> None:
         self.optimizer = self.make_optimizer(self.policy.parameters(), self.lr_schedule(1.0))
 
-    def targets(self, rollout) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(values, advantages, returns), all [T, N], without gradient."""
-        c = self.config
-        values, next_values = rollout_values(self.policy, rollout)
-        if c.gae_lambda == 1.0:
-            returns = n_step_returns(
-                rollout.rewards, next_values, rollout.terminated, rollout.truncated, c.gamma
-            )
-            return values, returns - values, returns
-        advantages = gae(
-            rollout.rewards, values, next_values, rollout.terminated, rollout.truncated, c.gamma, c.gae_lambda
-        )
-        return values, advantages, advantages + values
-
     def update(self, rollout, progress_remaining: float) -> Metrics:
         c = self.config
         set_learning_rate(self.optimizer, self.lr_schedule(progress_remaining))
-        old_values, advantages, returns = (flatten(x) for x in self.targets(rollout))
+        targets = actor_critic_targets(self.policy, rollout, c.gamma, c.gae_lambda)
+        old_values, advantages, returns = (flatten(x) for x in targets)
         if c.normalize_advantage:
             advantages = normalize(advantages)
         log_probs, entropy, values = self.policy.evaluate(flatten(rollout.obs), flatten(rollout.actions))

@@ -38,14 +38,13 @@ import torch
 import torch.multiprocessing as mp
 from pydantic import Field
 
-from pgrl.algos.a2c import advantage_actor_critic_loss
+from pgrl.algos.a2c import actor_critic_targets, advantage_actor_critic_loss
 from pgrl.algos.base import (
     Algorithm,
     Metrics,
     explained_variance,
     flatten,
     normalize,
-    rollout_values,
     set_learning_rate,
 )
 from pgrl.config import AlgoConfig, Schedule, make_schedule
@@ -54,7 +53,6 @@ from pgrl.envs.normalize import RewardScaler
 from pgrl.errors import ConfigError, TrainingError
 from pgrl.optim import SharedAdam, SharedRMSprop
 from pgrl.policies.actor_critic import ActorCriticPolicy
-from pgrl.returns import gae, n_step_returns
 from pgrl.rollout.collector import Collector
 from pgrl.rollout.storage import Rollout
 
@@ -89,16 +87,8 @@ def shared_optimizer(kind: str, params, lr: float) -> torch.optim.Optimizer:
 
 def a3c_loss(policy: ActorCriticPolicy, rollout: Rollout, c: A3CConfig) -> tuple[torch.Tensor, Metrics]:
     """The combined loss of one rollout, with targets from the same (local) model."""
-    values, next_values = rollout_values(policy, rollout)
-    if c.gae_lambda == 1.0:
-        returns = n_step_returns(rollout.rewards, next_values, rollout.terminated, rollout.truncated, c.gamma)
-        advantages = returns - values
-    else:
-        advantages = gae(
-            rollout.rewards, values, next_values, rollout.terminated, rollout.truncated, c.gamma, c.gae_lambda
-        )
-        returns = advantages + values
-    old_values, advantages, returns = flatten(values), flatten(advantages), flatten(returns)
+    targets = actor_critic_targets(policy, rollout, c.gamma, c.gae_lambda)
+    old_values, advantages, returns = (flatten(x) for x in targets)
     if c.normalize_advantage:
         advantages = normalize(advantages)
     log_probs, entropy, new_values = policy.evaluate(flatten(rollout.obs), flatten(rollout.actions))
