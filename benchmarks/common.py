@@ -46,6 +46,8 @@ def train_to_threshold(
     eval_every: int,
     n_eval: int = 100,
     eval_backend: str = "auto",
+    log_dir=None,
+    stop: bool = True,
 ) -> SolveResult:
     """Train until a greedy n_eval-episode mean reaches ``threshold`` (checked every ``eval_every`` steps).
 
@@ -65,12 +67,14 @@ def train_to_threshold(
         state["next"] = algo.num_timesteps + eval_every
         mean, _ = pgrl.evaluate_policy(algo, env_id, n_eval, backend=eval_backend)
         state["last"] = mean
-        if mean >= threshold:
+        if mean >= threshold and not state["solved"]:
             state.update(solved=True, steps=algo.num_timesteps, seconds=row["time/elapsed"])
-            return False
+            return not stop
         return True
 
-    model.learn(budget, callback=check)
+    model.learn(budget, callback=check, log_dir=log_dir)
+    if not stop:  # trained to the budget: report the final model
+        state["last"], _ = pgrl.evaluate_policy(model, env_id, n_eval, backend=eval_backend)
     if not state["solved"]:
         state["seconds"] = model.train_seconds
         state["last"], _ = pgrl.evaluate_policy(model, env_id, n_eval, backend=eval_backend)
