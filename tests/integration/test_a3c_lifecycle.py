@@ -89,8 +89,14 @@ def test_ctrl_c_in_the_parent_stops_every_worker():
             interrupted_at.append(time.monotonic())
             os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.raises(KeyboardInterrupt):
-        model.learn(BIG_BUDGET, callback=press_ctrl_c)
+    # A shell that starts pytest in the background (`cmd &`) makes it ignore SIGINT; Ctrl-C must
+    # reach this process as it does at a terminal.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            model.learn(BIG_BUDGET, callback=press_ctrl_c)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - interrupted_at[0] < 10.0
     _assert_no_workers_left(model)
     assert model.num_timesteps >= 200  # the shared model trained so far is kept

@@ -197,6 +197,11 @@ CRASH_ARGS = [
 ]
 
 
+def newest_step(run: Path) -> int:
+    files = checkpoint_files(run)
+    return files[-1][0] if files else -1
+
+
 def check_run_folder(run: Path) -> int:
     """Every checkpoint reads, metrics.csv parses with one header and strictly increasing steps."""
     files = checkpoint_files(run)
@@ -223,8 +228,12 @@ def test_sigkill_at_random_moments_never_loses_more_than_since_the_last_checkpoi
         proc = subprocess.Popen(
             [sys.executable, "-m", "pgrl.cli", *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        if attempt == 0:  # let the first process write a checkpoint, so there is something to resume
-            while not checkpoint_files(run) and proc.poll() is None:
+        if attempt % 2 == 0:
+            # Every other process is let write a checkpoint of its own first (the first one so there
+            # is something to resume; the later ones so the run moves on however slowly processes
+            # start on this machine); the kill still comes at a random moment after that.
+            deadline = time.monotonic() + 60
+            while newest_step(run) <= newest and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.05)
         time.sleep(rng.uniform(0.0, 2.5))
         assert proc.poll() is None, proc.stderr.read().decode()  # still training: the resume worked
