@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from pgrl.algos.base import Algorithm, Metrics, check_finite, flatten, optimizer_step, set_learning_rate
+from pgrl.algos.base import Algorithm, Metrics, check_finite, flatten, normalize, optimizer_step, set_learning_rate
 from pgrl.config import AlgoConfig, Schedule, make_schedule
 from pgrl.returns import td_errors
 
@@ -52,8 +52,8 @@ class ActorCritic(Algorithm):
             flatten(rollout.rewards), values, next_values, flatten(rollout.terminated), c.gamma
         )
         advantages = deltas.detach()
-        if c.normalize_advantage and advantages.numel() > 1:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        if c.normalize_advantage:
+            advantages = normalize(advantages)
         policy_loss = -(advantages * log_probs).mean()
         entropy_loss = -entropy.mean()
         value_loss = deltas.pow(2).mean()

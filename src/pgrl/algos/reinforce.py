@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from pgrl.algos.base import Algorithm, Metrics, check_finite, optimizer_step, set_learning_rate
+from pgrl.algos.base import Algorithm, Metrics, check_finite, normalize, optimizer_step, set_learning_rate
 from pgrl.config import AlgoConfig, Schedule
 from pgrl.returns import discount_weights, reward_to_go
 
@@ -33,7 +33,7 @@ def monte_carlo_terms(algo: Algorithm, rollout, normalize_returns: bool):
     log_probs, entropy, values = algo.policy.evaluate(rollout.obs[valid], rollout.actions[valid])
     returns = returns[valid]
     if normalize_returns:
-        returns = (returns - returns.mean()) / (returns.std() + 1e-8)
+        returns = normalize(returns)
     return log_probs, entropy, values, returns, (weights[valid] if weights is not None else None)
 
 

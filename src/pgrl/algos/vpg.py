@@ -19,6 +19,7 @@ from pgrl.algos.base import (
     Metrics,
     check_finite,
     explained_variance,
+    normalize,
     optimizer_step,
     set_learning_rate,
 )
@@ -63,7 +64,7 @@ class VPG(Algorithm):
         )
         advantages = returns - values.detach()
         if c.normalize_advantage:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+            advantages = normalize(advantages)
         scale = advantages if weights is None else weights * advantages
         policy_loss = -(scale * log_probs).mean()
         entropy_loss = -entropy.mean()
