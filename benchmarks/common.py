@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -14,16 +12,9 @@ import pgrl
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores ({cpu}), torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
+    from pgrl.report import machine_description
+
+    return f"{machine_description()}, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
 
 
 def today() -> str:

@@ -97,6 +97,7 @@ class NativeVecEnv(VecEnv):
             self.generator.seed()
         else:
             self.generator.manual_seed(seed)
+        self.group_generators: list[torch.Generator] | None = None
         self.state = torch.zeros(num_envs, self.state_dim, dtype=dtype, device=device)
         self.elapsed_steps = torch.zeros(num_envs, dtype=torch.int64, device=device)
         self._has_reset = False
@@ -130,6 +131,9 @@ class NativeVecEnv(VecEnv):
         type), not on ``seed + i`` alone, and can't match numpy's streams.
         """
         if seed is not None:
+            if self.group_generators is not None:
+                raise EnvError("this env has one random stream per block of rows (split_streams); "
+                               "reset it without a seed")
             self.generator.manual_seed(seed)
         self.state = self._sample_initial_state(self.num_envs)
         self.elapsed_steps = torch.zeros_like(self.elapsed_steps)
@@ -159,6 +163,17 @@ class NativeVecEnv(VecEnv):
         self.elapsed_steps = elapsed_steps.masked_fill(done, 0)
         obs = self._observe_state()
         return Step(obs=obs, rewards=rewards, terminated=terminated, truncated=truncated, final_obs=final_obs)
+
+    def split_streams(self, seeds: list[int]) -> None:
+        """Give each of len(seeds) equal blocks of rows its own random stream, seeded like a run's.
+
+        Block k then draws exactly what a ``num_envs // len(seeds)`` env reset with ``seeds[k]``
+        would draw, so K runs simulated as one batch start and restart their episodes as K
+        separate runs do (``pgrl.batched``).  ``reset()`` then takes no seed.
+        """
+        if not seeds or self.num_envs % len(seeds):
+            raise EnvError(f"num_envs={self.num_envs} does not split into {len(seeds)} equal blocks")
+        self.group_generators = [torch.Generator(device=self.device).manual_seed(int(s)) for s in seeds]
 
     def get_state(self) -> dict[str, torch.Tensor]:
         """Everything that determines future steps: state, elapsed_steps and the generator's state."""
@@ -212,7 +227,12 @@ class NativeVecEnv(VecEnv):
     def _uniform(self, low: float, high: float, size: tuple[int, ...]) -> torch.Tensor:
         """Uniform samples in [low, high) of shape ``size`` in ``dtype``, from ``self.generator``."""
         samples = torch.empty(size, dtype=self.dtype, device=self.device)
-        return samples.uniform_(low, high, generator=self.generator)
+        if self.group_generators is None:
+            return samples.uniform_(low, high, generator=self.generator)
+        blocks = samples.view(len(self.group_generators), -1, *size[1:]).unbind(0)
+        for block, generator in zip(blocks, self.group_generators, strict=True):
+            block.uniform_(low, high, generator=generator)
+        return samples
 
 
 def _is_positive_int(value: object) -> bool:
