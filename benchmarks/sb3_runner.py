@@ -84,3 +84,38 @@ def time_to_solve(algo: str, seed: int, budget: int, eval_every: int, threshold:
         state["last"] = greedy_return(model)
         state["solved"] = state["last"] >= threshold
     return SolveResult(state["solved"], state["steps"], seconds, state["last"])
+
+
+def mujoco_ppo_seconds(env_id: str, hparams: dict, seed: int, total: int) -> float:
+    """Training seconds of SB3's PPO on a Gymnasium env with pgrl's preset ``hparams`` (rl-zoo's names).
+
+    ``normalize``/``normalize_reward`` become SB3's VecNormalize (observations / rewards, clipped
+    at 10) and policy_kwargs its network settings, so both libraries train the same model.
+    """
+    sb3 = _sb3()
+    import torch
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    hp = dict(hparams)
+    n_envs = hp.pop("n_envs", 1)
+    hp.pop("n_timesteps", None)
+    norm_obs, norm_reward = hp.pop("normalize", False), hp.pop("normalize_reward", False)
+    pk = dict(hp.pop("policy_kwargs", {}))
+    activations = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU, "gelu": torch.nn.GELU}
+    pk["activation_fn"] = activations[pk.get("activation_fn", "tanh")]
+    pk.pop("shared", None)
+    for key in ("learning_rate", "clip_range"):
+        if isinstance(hp.get(key), str) and hp[key].startswith("lin_"):
+            from stable_baselines3.common.utils import LinearSchedule
+
+            hp[key] = LinearSchedule(float(hp[key][4:]), 0.0, 1.0)
+    env = make_vec_env(env_id, n_envs=n_envs, seed=seed * 1000)
+    if norm_obs or norm_reward:
+        env = VecNormalize(env, norm_obs=norm_obs, norm_reward=norm_reward, gamma=hp.get("gamma", 0.99))
+    model = sb3.PPO("MlpPolicy", env, seed=seed, device="cpu", policy_kwargs=pk, **hp)
+    start = time.perf_counter()
+    model.learn(total)
+    seconds = time.perf_counter() - start
+    env.close()
+    return seconds

@@ -32,6 +32,15 @@ def check_env_id(env_id: str) -> None:
     raise EnvError(f"unknown environment id '{env_id}'{hint}")
 
 
+def _install_hint(env_id: str) -> str:
+    """Which pgrl extra brings an env's dependencies, from its Gymnasium entry point."""
+    entry_point = str(getattr(gym.registry.get(env_id), "entry_point", ""))
+    for family, extra in (("mujoco", "mujoco"), ("box2d", "box2d")):
+        if f"envs.{family}" in entry_point:
+            return f"install it with pip install 'pgrl[{extra}]'"
+    return "install the package the message names"
+
+
 def _gym_factory(env_id: str, kwargs: dict):
     def make() -> gym.Env:
         return gym.make(env_id, **kwargs)
@@ -76,7 +85,7 @@ def make_env(
         try:
             fns = [_gym_factory(env_id, dict(env_kwargs or {})) for _ in range(num_envs)]
             env = GymVecEnv(fns, env_id, vectorization, device=device)
-        except gym.error.DependencyNotInstalled as exc:
-            raise EnvError(f"{env_id} needs an optional dependency: {exc}") from None
+        except (gym.error.DependencyNotInstalled, ImportError) as exc:
+            raise EnvError(f"{env_id} needs an optional dependency ({exc}); {_install_hint(env_id)}") from None
     env.reset(seed=seed)
     return env
