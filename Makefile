@@ -7,14 +7,16 @@ STAMP  := $(VENV)/.pgrl-installed
 # an open `torch` requirement would pull the newest release with several GB of CUDA packages.
 TORCH  := torch==2.13.0
 PYTEST_ARGS ?=
+# Every extra is installed for the tests, so CI exercises each of them (see README "Install").
+EXTRAS := dev,bench,mujoco,box2d,ray
 
-.PHONY: install demo test test-fast bench bench-learning bench-compare lint clean
+.PHONY: install demo browser test test-fast bench bench-learning bench-compare bench-control bench-seeds bench-ray lint clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench]" "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]" "$(TORCH)"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,10 +24,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pgrl train ppo CartPole-v1 --eval-episodes 100
 
-test: $(STAMP)
+# Headless Chromium + chromedriver (Debian packages) for tests/integration/test_report_browser.py.
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+	  SUDO=$$(test "$$(id -u)" -eq 0 || echo sudo); \
+	  $$SUDO apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) browser
 	$(BIN)/python -m pytest -q -m "not learning" $(PYTEST_ARGS)
 
 # Side-by-side speed against Stable-Baselines3 (README "Speed"); about 10 minutes.
@@ -40,6 +49,20 @@ bench-learning: $(STAMP)
 # Sample efficiency vs wall-clock for every algorithm on CartPole-v1 (table + PNG).
 bench-compare: $(STAMP)
 	$(BIN)/python -m benchmarks.compare_cartpole --seeds 3 --out runs/compare_cartpole
+
+# PPO steps/s in-process vs through Ray with 1 and 2 workers, same total envs (README "Distributed (Ray)").
+bench-ray: $(STAMP)
+	$(BIN)/python -m benchmarks.ray_scaling
+
+# Continuous control and Box2D table (README "Continuous control"): PPO on MuJoCo and LunarLander at
+# 1M steps, Pendulum for PPO/TRPO/A2C, 3 seeds, SB3 ratio; hours on 2 cores. Results go to
+# runs/bench_control/ one JSON per run; `--only ENV --seeds 0` runs a part.
+bench-control: $(STAMP)
+	$(BIN)/python -m benchmarks.control
+
+# K seeds of PPO trained as one batch vs one seed alone (README "Many seeds at once"); ~10 minutes.
+bench-seeds: $(STAMP)
+	$(BIN)/python -m benchmarks.batched_seeds --seeds 8 --repeats 3
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -1,9 +1,10 @@
-"""`pgrl train | eval`: argument parsing only; the work is in pgrl.runs."""
+"""`pgrl train | eval | compare | report | study`: argument parsing only; the work is elsewhere (pgrl.runs, ...)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 from pgrl.errors import PGRLError
@@ -59,6 +60,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", default=None, metavar="RUN_DIR",
         help="continue RUN_DIR from its newest checkpoint (ALGO and ENV_ID come from its config.json)",
     )
+    train.add_argument(
+        "--backend", default="local", choices=["local", "ray"],
+        help="local: this process steps the envs; ray: Ray actors do (see docs/distributed.md)",
+    )
+    train.add_argument("--num-workers", type=int, default=None, metavar="K", help="Ray workers (default 2)")
+    train.add_argument(
+        "--envs-per-worker", type=int, default=None, metavar="M",
+        help="envs per Ray worker (default: n_envs / K; for a3c, n_envs)",
+    )
+    train.add_argument(
+        "--address", default=None, metavar="HOST:PORT",
+        help="join the Ray cluster whose head is at HOST:PORT (default: start Ray inside the run)",
+    )
+    train.add_argument(
+        "--max-staleness", type=int, default=None, metavar="N",
+        help="a3c on Ray: drop gradients computed more than N updates ago (default 2 x K)",
+    )
 
     ev = sub.add_parser("eval", help="evaluate the model of a run folder")
     ev.add_argument("run_dir", help="run folder or model file")
@@ -69,6 +87,37 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=None)
     ev.add_argument("--env-backend", default="auto", choices=["auto", "native", "gymnasium"])
     ev.add_argument("--device", default="auto")
+
+    cmp = sub.add_parser(
+        "compare", help="train algorithms x settings x seeds on one env and write an HTML report (pgrl.compare)"
+    )
+    cmp.add_argument("--algos", required=True, help=f"comma-separated, e.g. a2c,ppo ({', '.join(ALGO_NAMES)})")
+    cmp.add_argument("--env", required=True, dest="env_id", help="Gymnasium environment id, e.g. CartPole-v1")
+    cmp.add_argument("--seeds", type=int, default=3, help="seeds per (algorithm, setting): 0..K-1 (default 3)")
+    cmp.add_argument("--total-timesteps", type=float, default=None, help="env steps per run (default: the preset's)")
+    cmp.add_argument(
+        "--time-budget", type=float, default=None, metavar="S",
+        help="stop each run after S training seconds (schedules still follow the preset's step budget)",
+    )
+    cmp.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="KEY=V1,V2",
+        help="a grid axis (repeatable; several give their product), e.g. --set gae_lambda=0.9,0.95",
+    )
+    cmp.add_argument("--preset", default="default", help="named preset for every run")
+    cmp.add_argument("-o", "--out", default=None, help="output folder (default runs/compare-ENV-TIME); must be empty")
+    cmp.add_argument("--workers", type=int, default=2, help="worker processes, one core each (default 2)")
+    cmp.add_argument("--threshold", type=float, default=None, help="return threshold (default: the env's)")
+    cmp.add_argument("--eval-episodes", type=int, default=20, help="greedy episodes after each run (0: none)")
+    cmp.add_argument("--no-batch", action="store_true", help="train every seed in its own process")
+
+    rep = sub.add_parser("report", help="write report.html, results.csv and figures from run folders")
+    rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders (one environment)")
+    rep.add_argument("-o", "--out", required=True, help="output folder for the report")
+    rep.add_argument("--threshold", type=float, default=None, help="return threshold (default: the env's)")
+
+    from pgrl.studies.cli import add_study_parser
+
+    add_study_parser(sub)  # pgrl study grad-variance | gae-lambda
     return parser
 
 
@@ -96,10 +145,19 @@ def main(argv: list[str] | None = None) -> int:
                 raise PGRLError(f"--checkpoint-every must be a positive whole number of steps, got {every:g}")
             if args.keep_checkpoints is not None and args.keep_checkpoints < 1:
                 raise PGRLError(f"--keep-checkpoints must be at least 1, got {args.keep_checkpoints}")
+            from pgrl.distributed import options_from_flags
+
             if args.resume is not None:
                 if args.algo is not None or args.env_id is not None:
                     raise PGRLError(
                         "pgrl train --resume RUN_DIR takes no ALGO or ENV_ID; they come from RUN_DIR/config.json"
+                    )
+                if args.backend != "local" or any(
+                    v is not None for v in (args.num_workers, args.envs_per_worker, args.max_staleness)
+                ):
+                    raise PGRLError(
+                        "pgrl train --resume takes the backend and workers from RUN_DIR/config.json; "
+                        "pass only --address (for a run trained on Ray)"
                     )
                 run_dir, _, summary = runs.resume_run(
                     args.resume,
@@ -109,12 +167,16 @@ def main(argv: list[str] | None = None) -> int:
                     eval_episodes=args.eval_episodes,
                     checkpoint_every=int(every) if every else None,
                     keep_checkpoints=args.keep_checkpoints,
+                    address=args.address,
                 )
             elif args.algo is None or args.env_id is None:
                 raise PGRLError(
                     "pgrl train needs ALGO and ENV_ID (e.g. pgrl train ppo CartPole-v1), or --resume RUN_DIR"
                 )
             else:
+                ray_options = options_from_flags(
+                    args.backend, args.num_workers, args.envs_per_worker, args.address, args.max_staleness
+                )
                 run_dir, _, summary = runs.train_run(
                     args.algo,
                     args.env_id,
@@ -131,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                     eval_episodes=args.eval_episodes,
                     checkpoint_every=int(every) if every else None,
                     keep_checkpoints=args.keep_checkpoints or 3,
+                    ray_options=ray_options,
                 )
             print(
                 f"trained {summary['algo']} on {summary['env_id']} for {summary['num_timesteps']:,} steps "
@@ -142,6 +205,32 @@ def main(argv: list[str] | None = None) -> int:
                     f"{summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}"
                 )
             print(f"run folder: {run_dir}")
+        elif args.command == "compare":
+            from pgrl.compare import compare
+
+            total = args.total_timesteps
+            if total is not None and (total <= 0 or not float(total).is_integer()):
+                raise PGRLError(f"--total-timesteps must be a positive whole number, got {total:g}")
+            result = compare(
+                [a.strip() for a in args.algos.split(",") if a.strip()], args.env_id, args.seeds, args.out,
+                total_timesteps=int(total) if total else None, time_budget=args.time_budget, sets=args.sets,
+                preset=args.preset, workers=args.workers, threshold=args.threshold,
+                eval_episodes=args.eval_episodes, no_batch=args.no_batch,
+                command=shlex.join(["pgrl", *(sys.argv[1:] if argv is None else argv)]),
+            )
+            print(f"report: {result.report}")
+            if result.failures:
+                print(f"pgrl: {len(result.failures)} run(s) failed; see the report's 'Failed runs'", file=sys.stderr)
+                return 1
+        elif args.command == "report":
+            from pgrl.report import build_report
+
+            command = shlex.join(["pgrl", *(sys.argv[1:] if argv is None else argv)])
+            print(f"report: {build_report(args.run_dirs, args.out, threshold=args.threshold, command=command)}")
+        elif args.command == "study":
+            from pgrl.studies.cli import run_study
+
+            return run_study(args)
         elif args.command == "eval":
             model, mean, std = runs.eval_run(
                 args.run_dir, args.episodes, args.deterministic, args.seed, args.env_backend, args.device

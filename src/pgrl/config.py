@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from pgrl.errors import ConfigError
 
@@ -116,9 +116,25 @@ class AlgoConfig(Frozen):
     normalize: bool = Field(False, description="running mean/std normalization of observations")
     normalize_reward: bool = Field(False, description="scale rewards by the running std of the return")
     clip_obs: float = Field(10.0, gt=0.0)
+    clip_reward: float | None = Field(
+        None, gt=0.0, description="clip the rewards the learner sees to [-c, c] (after normalize_reward's "
+        "scaling, which alone clips at 10 like SB3's VecNormalize); episode returns stay unclipped",
+    )
     use_sde: bool = Field(False, description="gSDE exploration for Box actions (SB3's use_sde)")
     sde_sample_freq: int = Field(-1, ge=-1, description="new gSDE noise every k steps (-1: once per rollout)")
     policy_kwargs: PolicyKwargs = PolicyKwargs()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _use_sde_reaches_the_policy(cls, data: Any) -> Any:
+        """rl-zoo files put use_sde beside the other hyperparameters; the policy reads policy_kwargs."""
+        if isinstance(data, dict) and data.get("use_sde") is True:
+            kwargs = data.get("policy_kwargs") or {}
+            if isinstance(kwargs, PolicyKwargs):
+                kwargs = kwargs.model_dump()
+            if isinstance(kwargs, dict):
+                data = {**data, "policy_kwargs": {**kwargs, "use_sde": True}}
+        return data
 
     def to_json(self) -> dict[str, Any]:
         data = self.model_dump(mode="python")

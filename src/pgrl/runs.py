@@ -12,6 +12,8 @@ import platform
 import sys
 import time
 import warnings
+from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +68,15 @@ def train_run(
     eval_episodes: int = 10,
     checkpoint_every: int | None = None,
     keep_checkpoints: int = 3,
+    callback=None,
+    ray_options=None,
 ) -> tuple[Path, Any, dict[str, Any]]:
     """Train into a new run folder; returns (run_dir, model, summary).
+
+    ``ray_options`` (a ``pgrl.distributed.RayOptions``) trains on Ray: actors collect (or, for
+    a3c, compute gradients) and this process learns; see docs/distributed.md.
+
+    ``callback(model, row)`` is called after each metrics row; returning False stops training.
 
     With ``checkpoint_every`` a checkpoint is written every that many env steps (and at the end)
     into run_dir/checkpoints, keeping the newest ``keep_checkpoints``; ``resume_run`` continues it.
@@ -75,7 +84,8 @@ def train_run(
     cls = algorithm_class(algo_name)
     make_checkpointer(cls, Path("."), checkpoint_every, keep_checkpoints)  # validates before any work
     hparams = merge(load_config_file(config_file) if config_file else {}, parse_overrides(overrides or []))
-    model = cls(
+    build = cls if ray_options is None else partial(_ray_model, cls, ray_options)
+    model = build(
         "MlpPolicy",
         env_id,
         seed=seed,
@@ -85,7 +95,39 @@ def train_run(
         vectorization=vectorization,
         **hparams,
     )
-    run_dir = new_run_dir(out, cls.name, env_id, seed)
+    with _ray_session(ray_options):  # joined before the run folder exists: a bad --address leaves none
+        run_dir = new_run_dir(out, cls.name, env_id, seed)
+        write_run_config(
+            run_dir, model, preset=preset, env_backend=env_backend, vectorization=vectorization,
+            total_timesteps=total_timesteps, checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
+            **({"ray": ray_options.to_json()} if ray_options is not None else {}),
+        )
+        checkpointer = make_checkpointer(cls, run_dir, checkpoint_every, keep_checkpoints)
+        return _train_and_finish(
+            model, run_dir, total_timesteps, progress_bar, eval_episodes, checkpointer, resume_state=None,
+            callback=callback, ray_options=ray_options,
+        )
+
+
+def _ray_session(ray_options):
+    """Ray for the rest of the run (shut down on every exit), or nothing for local runs."""
+    if ray_options is None:
+        return nullcontext()
+    from pgrl.distributed import session_for
+
+    return session_for(ray_options)
+
+
+def _ray_model(cls, ray_options, policy: str, env_id: str, **kwargs: Any):
+    from pgrl.distributed import build_model
+
+    return build_model(cls.name, env_id, ray_options, **kwargs)
+
+
+def write_run_config(run_dir: Path, model, *, preset: str, env_backend: str, vectorization: str,
+                     total_timesteps: int | None, checkpoint_every: int | None = None,
+                     keep_checkpoints: int = 3, **extra: Any) -> None:
+    """run_dir/config.json: what was trained and how, enough for --resume and pgrl report."""
     write_json(
         run_dir / "config.json",
         {
@@ -99,11 +141,8 @@ def train_run(
             "command": sys.argv,
             "checkpoint_every": checkpoint_every,
             "keep_checkpoints": keep_checkpoints,
+            **extra,
         },
-    )
-    checkpointer = make_checkpointer(cls, run_dir, checkpoint_every, keep_checkpoints)
-    return _train_and_finish(
-        model, run_dir, total_timesteps, progress_bar, eval_episodes, checkpointer, resume_state=None
     )
 
 
@@ -117,7 +156,7 @@ def make_checkpointer(cls, run_dir: Path, every: int | None, keep: int) -> Check
 
 
 def _train_and_finish(model, run_dir: Path, total_timesteps, progress_bar, eval_episodes, checkpointer,
-                      resume_state) -> tuple[Path, Any, dict[str, Any]]:
+                      resume_state, callback=None, ray_options=None) -> tuple[Path, Any, dict[str, Any]]:
     """Train, then save the model, plot and summarize; on Ctrl-C keep what was learned.
 
     A TrainingError (NaN, say) propagates without saving the model: the checkpoints keep the
@@ -125,10 +164,25 @@ def _train_and_finish(model, run_dir: Path, total_timesteps, progress_bar, eval_
     """
     interrupted = False
     kwargs = {"checkpointer": checkpointer, "resume_state": resume_state} if checkpointer or resume_state else {}
+    if callback is not None:
+        kwargs["callback"] = callback
+    learn = model.learn
+    if ray_options is not None:  # uses the run's Ray session, or starts one for a resumed run
+        from pgrl.distributed import learn_on_ray
+
+        learn = partial(learn_on_ray, model, ray_options)
     try:
-        model.learn(total_timesteps, progress_bar=progress_bar, log_dir=run_dir, **kwargs)
+        learn(total_timesteps, progress_bar=progress_bar, log_dir=run_dir, **kwargs)
     except KeyboardInterrupt:
         interrupted = True
+    summary = finish_run(model, run_dir, eval_episodes, interrupted)
+    if interrupted:
+        raise KeyboardInterrupt
+    return run_dir, model, summary
+
+
+def finish_run(model, run_dir: Path, eval_episodes: int, interrupted: bool = False) -> dict[str, Any]:
+    """After training: model.safetensors, learning_curve.png, a greedy evaluation and summary.json."""
     model.save(run_dir / "model.safetensors")  # what was learned is kept, even on Ctrl-C
     plot_learning_curve(run_dir, f"{model.name} on {model.env_id} (seed {model.seed})")
     summary: dict[str, Any] = {
@@ -143,9 +197,7 @@ def _train_and_finish(model, run_dir: Path, total_timesteps, progress_bar, eval_
         mean, std = evaluate_policy(model, model.env_id, eval_episodes, deterministic=True)
         summary.update({"eval_episodes": eval_episodes, "eval_return_mean": mean, "eval_return_std": std})
     write_json(run_dir / "summary.json", summary)
-    if interrupted:
-        raise KeyboardInterrupt
-    return run_dir, model, summary
+    return summary
 
 
 def resume_run(
@@ -156,8 +208,12 @@ def resume_run(
     eval_episodes: int = 10,
     checkpoint_every: int | None = None,
     keep_checkpoints: int | None = None,
+    address: str | None = None,
 ) -> tuple[Path, Any, dict[str, Any]]:
     """Continue a run folder from its newest readable checkpoint (damaged ones are skipped with a warning).
+
+    A run trained on Ray resumes on Ray with its workers, on the cluster at ``address`` or on a
+    Ray started here (fresh episodes on every worker: actors' env states are not checkpointed).
 
     The budget is the original run's (config.json) unless ``total_timesteps`` is given; metrics.csv
     rows and TensorBoard events after the checkpoint are dropped, since they will be written again.
@@ -186,7 +242,9 @@ def resume_run(
             f"{run_dir} has no checkpoints to resume from; train with --checkpoint-every N to write them"
         )
     checkpointer = make_checkpointer(cls, run_dir, every or 1 << 62, keep)
-    model = cls(
+    ray_options = _saved_ray_options(saved, address)
+    build = cls if ray_options is None else partial(_ray_model, cls, ray_options)
+    model = build(
         "MlpPolicy",
         env_id,
         seed=seed,
@@ -196,7 +254,7 @@ def resume_run(
         **hparams,
     )
     path, state = newest_checkpoint(model, run_dir)
-    if model.collector().env_state() is None:
+    if ray_options is None and model.collector().env_state() is None:
         warnings.warn(
             f"{env_id} runs on Gymnasium, whose env state cannot be saved: resumed episodes start afresh, "
             "so the run continues but not bit-identically",
@@ -215,7 +273,24 @@ def resume_run(
     if total != saved.get("total_timesteps") or every != saved.get("checkpoint_every"):
         write_json(config_path, {**saved, "total_timesteps": total, "checkpoint_every": every,
                                  "keep_checkpoints": keep})
-    return _train_and_finish(model, run_dir, total, progress_bar, eval_episodes, checkpointer, state)
+    return _train_and_finish(model, run_dir, total, progress_bar, eval_episodes, checkpointer, state,
+                             ray_options=ray_options)
+
+
+def _saved_ray_options(saved: dict[str, Any], address: str | None):
+    """The RayOptions a run folder was trained with (None for local runs), joining ``address``."""
+    ray = saved.get("ray")
+    if not isinstance(ray, dict):
+        if address is not None:
+            raise ConfigError("--address applies to runs trained with --backend ray; this run was trained locally")
+        return None
+    from pgrl.distributed import RayOptions
+
+    try:
+        layout = int(ray["num_workers"]), ray.get("envs_per_worker"), ray.get("max_staleness")
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError("config.json has a damaged 'ray' entry; this run folder cannot be resumed") from None
+    return RayOptions(layout[0], layout[1], address, layout[2])
 
 
 def load_run_model(path: str | Path, device: str = "auto"):

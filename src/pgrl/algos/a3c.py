@@ -419,8 +419,8 @@ def _worker(rank: int, spec: WorkerSpec, shared: ActorCriticPolicy, optimizers: 
                        device="cpu", env_kwargs=spec.env_kwargs)
         local = ActorCriticPolicy(spec.observation_space, spec.action_space, **c.policy_kwargs.model_dump())
         local.load_state_dict(shared.state_dict())
-        scaler = RewardScaler(c.n_envs, c.gamma) if c.normalize_reward else None
-        collector = Collector(env, local, None, scaler, sde_sample_freq=c.sde_sample_freq)
+        scaler = RewardScaler(c.n_envs, c.gamma, clip=c.clip_reward or 10.0) if c.normalize_reward else None
+        collector = Collector(env, local, None, scaler, sde_sample_freq=c.sde_sample_freq, clip_reward=c.clip_reward)
         collector.reset(seed=seed)
         to_local = {id(p): q for p, q in zip(shared.parameters(), local.parameters(), strict=True)}
         clip_groups = [[to_local[id(p)] for g in opt.param_groups for p in g["params"]] for opt in optimizers]

@@ -149,15 +149,21 @@ class Algorithm(abc.ABC):
         if self._collector is None:
             if self.env is None:
                 self.env = self._make_env()
+            clip_reward = self.config.clip_reward
             scaler = (
-                RewardScaler(self.env.num_envs, self.config.gamma).to(self.device)
+                RewardScaler(self.env.num_envs, self.config.gamma, clip=clip_reward or 10.0).to(self.device)
                 if self.config.normalize_reward
                 else None
             )
             self._collector = Collector(self.env, self.policy, self.obs_normalizer, scaler,
-                                        sde_sample_freq=self.config.sde_sample_freq)
+                                        sde_sample_freq=self.config.sde_sample_freq, clip_reward=clip_reward)
             self._collector.reset(seed=self.seed * 1000)
         return self._collector
+
+    def use_collector(self, collector) -> None:
+        """Collect through ``collector`` (Collector's interface, e.g. pgrl.distributed's RayCollector);
+        None goes back to a local Collector on ``self.env``."""
+        self._collector = collector
 
     def collect(self) -> Rollout:
         collector = self.collector()

@@ -24,9 +24,10 @@ class Collector:
         obs_normalizer: ObsNormalizer | None = None,
         reward_scaler: RewardScaler | None = None,
         sde_sample_freq: int = -1,
+        clip_reward: float | None = None,
     ):
         self.env, self.policy = env, policy
-        self.sde_sample_freq = sde_sample_freq
+        self.sde_sample_freq, self.clip_reward = sde_sample_freq, clip_reward
         self.obs_normalizer, self.reward_scaler = obs_normalizer, reward_scaler
         n, device = env.num_envs, env.device
         self.obs_shape = tuple(env.single_observation_space.shape or ())
@@ -119,6 +120,8 @@ class Collector:
         self.episode_return.masked_fill_(dones, 0.0)
         self.episode_length.masked_fill_(dones, 0)
         rewards = self.reward_scaler(step.rewards, dones) if self.reward_scaler is not None else step.rewards
+        if self.clip_reward is not None and self.reward_scaler is None:
+            rewards = rewards.clamp(-self.clip_reward, self.clip_reward)
         rollout.obs[t] = obs
         rollout.actions[t] = actions
         rollout.log_probs[t] = log_probs
