@@ -206,7 +206,7 @@ def render(out: Path, seeds: list[int]) -> str:
         for s in pending:
             name = f"{case.algo} {case.env_id} s{s}"
             state = "running now" if name in running else "queued in the background run" if name in queued else (
-                f"not run yet (`--only {case.env_id}`)")
+                f"not run yet (`--only {case.env_id}` runs them)")
             states.setdefault(state, []).append(str(s))
         why = "; ".join(f"seed {', '.join(ss)} {state}" for state, ss in states.items())
         if not rows:

@@ -220,12 +220,16 @@ def _explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> torch.
     return torch.where(var > 0, 1 - (target - predicted).var(dim=1) / var, torch.full_like(var, math.nan))
 
 
+def _all_rows(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
 def _clip_grad_norms(params: list[nn.Parameter], max_norm: float) -> None:
     """Global-norm clipping per seed: seed k's gradients scaled as clip_grad_norm_ scales one run's."""
-    norms = torch.stack([p.grad.flatten(1).norm(dim=1) for p in params]).norm(dim=0)  # [K]
-    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-    for p in params:
-        p.grad.mul_(scale.view(-1, *([1] * (p.grad.dim() - 1))))
+    grads = [p.grad for p in params]
+    norms = torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1).norm(dim=1)  # [K]
+    scale = (max_norm / (norms + 1e-6)).clamp_(max=1.0)
+    torch._foreach_mul_(grads, [scale.view(-1, *([1] * (g.dim() - 1))) for g in grads])
 
 
 class BatchedPPO:
@@ -315,20 +319,27 @@ class BatchedPPO:
             # one permutation per seed, from that seed's stream (``minibatches`` draws the same for a lone run)
             perms = torch.stack([torch.randperm(n, generator=g, device=self.device) for g in generators])
             for start in range(0, n, c.batch_size):
-                idx = perms[:, start : start + c.batch_size]
-                log_probs, entropy, new_values = self.policy.evaluate(obs[rows, idx], actions[rows, idx])
-                adv = advantages[rows, idx]
+                if c.batch_size >= n:
+                    # One minibatch holding every row: the losses are means over it, so the order
+                    # the permutation gives them changes nothing; skip the gathers (the
+                    # permutation is still drawn, to keep each seed's stream where a lone run's is).
+                    take = _all_rows
+                else:
+                    idx = perms[:, start : start + c.batch_size]
+                    take = lambda x, idx=idx: x[rows, idx]  # noqa: E731
+                log_probs, entropy, new_values = self.policy.evaluate(take(obs), take(actions))
+                adv = take(advantages)
                 adv = _normalize(adv) if c.normalize_advantage else adv
-                old = old_log_probs[rows, idx]
+                old = take(old_log_probs)
                 log_ratio = log_probs - old
                 ratio = torch.exp(log_ratio)
                 clipped = torch.clamp(ratio, 1.0 - clip, 1.0 + clip) * adv
                 pg_loss = -torch.min(ratio * adv, clipped).mean(dim=1)
-                target = returns[rows, idx]
+                target = take(returns)
                 if clip_vf is None:
                     vf_loss = (target - new_values).pow(2).mean(dim=1)
                 else:
-                    old_values = values[rows, idx]
+                    old_values = take(values)
                     clipped_values = old_values + torch.clamp(new_values - old_values, -clip_vf, clip_vf)
                     vf_loss = torch.max((target - new_values).pow(2), (target - clipped_values).pow(2)).mean(dim=1)
                 entropy_loss = -entropy.mean(dim=1)
