@@ -43,6 +43,7 @@ from pgrl.logging import RunLogger
 from pgrl.policies.actor_critic import ActorCriticPolicy
 from pgrl.policies.distributions import Categorical, DiagGaussian
 from pgrl.returns import gae
+from pgrl.rollout.storage import Rollout
 
 BATCHED_ALGOS = ("ppo",)
 
@@ -255,8 +256,7 @@ class BatchedPPO:
     # -- collection ----------------------------------------------------------------------------
     @torch.no_grad()
     def collect(self, generators):
-        from pgrl.rollout.storage import Rollout
-
+        """One rollout of every seed: storage [T, K*N] and each seed's finished (returns, lengths)."""
         t_steps, k, n = self.config.n_steps, self.k, self.n_envs
         policy = self.policy
         action_shape = tuple(self.env.single_action_space.shape or ())

@@ -161,16 +161,11 @@ def batch_reason(group: Group, env_id: str, preset: str, seeds: int, no_batch: b
         return "--no-batch"
     if seeds < 2:
         return "one seed"
-    try:
-        import inspect
+    from pgrl.batched import batched_unsupported
 
-        from pgrl.batched import batched_unsupported
-    except ImportError:
-        return "pgrl.batched is not available"
     hparams = parse_overrides(list(group.overrides))
-    kwargs = {"preset": preset} if "preset" in inspect.signature(batched_unsupported).parameters else {}
     try:
-        return batched_unsupported(group.algo, env_id, hparams, "auto", **kwargs)
+        return batched_unsupported(group.algo, env_id, hparams, "auto", preset=preset)
     except Exception as exc:  # a broken check must not stop the comparison: train seed by seed
         return f"batched check failed ({_error_line(exc)})"
 

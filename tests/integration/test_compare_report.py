@@ -72,7 +72,7 @@ def test_expand_grid_product_and_applicable_axes():
 
 def test_jobs_a3c_alone_and_batched_routing(tmp_path, monkeypatch):
     groups = expand_grid(["a2c", "a3c"], [])
-    monkeypatch.setitem(sys.modules, "pgrl.batched", None)  # as if the module did not exist
+    # the real pgrl.batched: a2c seeds train one by one
     jobs = make_jobs(groups, "CartPole-v1", 2, tmp_path, total_timesteps=100, stop_seconds=None,
                      preset="default", eval_episodes=0, no_batch=False)
     assert [(j["kind"], j["group"], j["seed"]) for j in jobs] == [
@@ -80,7 +80,8 @@ def test_jobs_a3c_alone_and_batched_routing(tmp_path, monkeypatch):
     assert jobs[1]["out_dir"] == str(tmp_path / "runs" / "a2c" / "s1")
 
     fake = types.ModuleType("pgrl.batched")
-    fake.batched_unsupported = lambda algo, env_id, hparams, env_backend="auto": None if algo == "a2c" else "no"
+    fake.batched_unsupported = lambda algo, env_id, hparams, env_backend="auto", preset="default": (
+        None if algo == "a2c" else "no")
     monkeypatch.setitem(sys.modules, "pgrl.batched", fake)
     kwargs = dict(total_timesteps=100, stop_seconds=None, preset="default", eval_episodes=0)
     jobs = make_jobs(groups, "CartPole-v1", 3, tmp_path, no_batch=False, **kwargs)

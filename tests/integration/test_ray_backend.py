@@ -166,8 +166,11 @@ def test_episode_collection_and_a3c_staleness_bound_on_ray(tmp_path):
         a3c_options = RayOptions(num_workers=2, max_staleness=0)
         a3c = build_model("a3c", "CartPole-v1", a3c_options, seed=0, n_envs=2, n_steps=8)
         learn_on_ray(a3c, a3c_options, 3000, log_dir=tmp_path / "a3c")
-        last = _rows(tmp_path / "a3c")[-1]
-        assert float(last["async/staleness_max"]) == 0.0  # only fresh gradients were applied
+        a3c_rows = _rows(tmp_path / "a3c")
+        last = a3c_rows[-1]
+        # only fresh gradients were applied (a row whose gradients were all dropped logs no staleness)
+        applied = [float(r["async/staleness_max"]) for r in a3c_rows if r["async/staleness_max"] != ""]
+        assert applied and set(applied) == {0.0}
         assert a3c.async_stats["dropped"] > 0 and float(last["async/dropped"]) == a3c.async_stats["dropped"]
         # every gradient that arrived (2 envs x 8 steps each) was either applied or dropped
         assert a3c.async_stats["version"] + a3c.async_stats["dropped"] == a3c.num_timesteps // 16
