@@ -43,6 +43,7 @@ from pgrl.logging import RunLogger
 from pgrl.policies.actor_critic import ActorCriticPolicy
 from pgrl.policies.distributions import Categorical, DiagGaussian
 from pgrl.returns import gae
+from pgrl.rollout.collector import record_episode_ends
 from pgrl.rollout.storage import Rollout
 
 BATCHED_ALGOS = ("ppo",)
@@ -264,20 +265,15 @@ class BatchedPPO:
             t_steps, k * n, self.obs_shape, action_shape,
             torch.float32 if policy.continuous else torch.int64, self.device,
         )
-        finished = torch.full((t_steps, k * n), math.nan, device=self.device)
+        finished = torch.empty((t_steps, k * n), device=self.device)
         lengths = torch.zeros((t_steps, k * n), dtype=torch.int64, device=self.device)
         for t in range(t_steps):
             obs = self.obs
             actions, log_probs = policy.act(obs.view(k, n, *self.obs_shape), generators)
             actions, log_probs = actions.reshape(k * n, *action_shape), log_probs.reshape(k * n)
             step = self.env.step(policy.to_env(actions))
-            dones = step.terminated | step.truncated
-            self.episode_return += step.rewards
-            self.episode_length += 1
-            finished[t] = torch.where(dones, self.episode_return, math.nan)
-            lengths[t] = torch.where(dones, self.episode_length, 0)
-            self.episode_return.masked_fill_(dones, 0.0)
-            self.episode_length.masked_fill_(dones, 0)
+            record_episode_ends(self.episode_return, self.episode_length, step.rewards,
+                                step.terminated | step.truncated, finished[t], lengths[t])
             rollout.obs[t], rollout.actions[t], rollout.log_probs[t] = obs, actions, log_probs
             rollout.rewards[t], rollout.next_obs[t] = step.rewards, step.final_obs
             rollout.terminated[t], rollout.truncated[t] = step.terminated, step.truncated

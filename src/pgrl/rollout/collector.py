@@ -113,12 +113,8 @@ class Collector:
         actions, log_probs = self.policy.act(obs)
         step = self.env.step(self.policy.to_env(actions))
         dones = step.terminated | step.truncated
-        self.episode_return += step.rewards
-        self.episode_length += 1
-        finished_returns[t] = torch.where(dones, self.episode_return, torch.nan)
-        finished_lengths[t] = torch.where(dones, self.episode_length, 0)
-        self.episode_return.masked_fill_(dones, 0.0)
-        self.episode_length.masked_fill_(dones, 0)
+        record_episode_ends(self.episode_return, self.episode_length, step.rewards, dones,
+                            finished_returns[t], finished_lengths[t])
         rewards = self.reward_scaler(step.rewards, dones) if self.reward_scaler is not None else step.rewards
         if self.clip_reward is not None and self.reward_scaler is None:
             rewards = rewards.clamp(-self.clip_reward, self.clip_reward)
@@ -180,6 +176,24 @@ class Collector:
             mask &= valid
         rollout.episode_returns = returns[mask].tolist()
         rollout.episode_lengths = lengths[mask].tolist()
+
+
+def record_episode_ends(
+    episode_return: torch.Tensor,
+    episode_length: torch.Tensor,
+    rewards: torch.Tensor,
+    dones: torch.Tensor,
+    returns_out: torch.Tensor,
+    lengths_out: torch.Tensor,
+) -> None:
+    """Add one step to the running episode sums [N]; where an episode ended, write its return and
+    length into ``returns_out`` / ``lengths_out`` [N] (nan / 0 elsewhere) and restart its sums."""
+    episode_return += rewards
+    episode_length += 1
+    returns_out.copy_(torch.where(dones, episode_return, torch.nan))
+    lengths_out.copy_(torch.where(dones, episode_length, 0))
+    episode_return.masked_fill_(dones, 0.0)
+    episode_length.masked_fill_(dones, 0)
 
 
 def _check_like(saved: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
