@@ -186,12 +186,7 @@ class A3C(Algorithm):
         """
         from pgrl.logging import RunLogger
 
-        total = total_timesteps if total_timesteps is not None else self.config.n_timesteps
-        if total is None:
-            raise ConfigError("a3c needs total_timesteps: this preset sets no n_timesteps")
-        if int(total) <= 0:
-            raise ConfigError(f"total_timesteps must be positive, got {total}")
-        total, c, start = int(total), self.config, self.num_timesteps
+        total, c, start = self.budget(total_timesteps), self.config, self.num_timesteps
         spec = WorkerSpec(self.env_id, self.env_backend, self.vectorization, self.env_kwargs, c, self.seed,
                           start, total, os.getpid(), self.observation_space, self.action_space)
         worker_steps = torch.zeros(c.n_workers, dtype=torch.int64).share_memory_()  # one slot per worker

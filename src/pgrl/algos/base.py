@@ -193,16 +193,21 @@ class Algorithm(abc.ABC):
         """
         from pgrl.trainer import Trainer
 
+        total = self.budget(total_timesteps)
+        Trainer(
+            self, log_dir=log_dir, progress_bar=progress_bar, callback=callback,
+            checkpointer=checkpointer, resume_state=resume_state,
+        ).run(total)
+        return self
+
+    def budget(self, total_timesteps: int | None) -> int:
+        """The env steps to train: ``total_timesteps``, else the preset's n_timesteps (ConfigError if neither)."""
         total = total_timesteps if total_timesteps is not None else self.config.n_timesteps
         if total is None:
             raise ConfigError(f"{self.name} needs total_timesteps: this preset sets no n_timesteps")
         if int(total) <= 0:
             raise ConfigError(f"total_timesteps must be positive, got {total}")
-        Trainer(
-            self, log_dir=log_dir, progress_bar=progress_bar, callback=callback,
-            checkpointer=checkpointer, resume_state=resume_state,
-        ).run(int(total))
-        return self
+        return int(total)
 
     # -- inference ----------------------------------------------------------------------------
     def normalize_obs(self, obs: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,7 @@ from pgrl.algos.base import set_learning_rate
 from pgrl.distributed.collector import worker_spec
 from pgrl.distributed.pool import WorkerGroup
 from pgrl.distributed.workers import Gradients, GradientWorker
-from pgrl.errors import ConfigError, TrainingError
+from pgrl.errors import TrainingError
 
 TARGET_WINDOW = 100
 WAIT_S = 0.25
@@ -74,12 +74,7 @@ def learn_a3c(model, ray, max_staleness: int, total_timesteps: int | None = None
     """Train ``model`` (an A3C) with ``model.config.n_workers`` Ray actors; see the module docstring."""
     from pgrl.logging import RunLogger
 
-    total = total_timesteps if total_timesteps is not None else model.config.n_timesteps
-    if total is None:
-        raise ConfigError("a3c needs total_timesteps: this preset sets no n_timesteps")
-    if int(total) <= 0:
-        raise ConfigError(f"total_timesteps must be positive, got {total}")
-    total, c, start = int(total), model.config, model.num_timesteps
+    total, c, start = model.budget(total_timesteps), model.config, model.num_timesteps
     target = start + total
     params = list(model.policy.parameters())
     schedules = model.schedules()

@@ -60,7 +60,21 @@ def concat_rollouts(parts: list[Rollout], device: torch.device) -> Rollout:
     return merged
 
 
-class RayCollector:
+class NoEnvState:
+    """Checkpoint hooks of a collector whose envs live in Ray actors: their env states are not
+    saved, so a resumed run starts fresh episodes (as on Gymnasium envs)."""
+
+    def env_state(self) -> None:
+        return None
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> bool:
+        return False
+
+
+class RayCollector(NoEnvState):
     """Collector's interface (collect, collect_episodes, reset, state tensors) backed by Ray actors."""
 
     def __init__(self, algo, ray, num_workers: int, envs_per_worker: int):
@@ -110,21 +124,11 @@ class RayCollector:
     def metrics(self) -> dict[str, float]:
         return {"ray/restarts": float(self.group.restarts), "ray/workers": float(self.num_workers)}
 
-    # -- checkpoints: the actors' env states are not saved (fresh episodes on resume) ------------------
-    def env_state(self) -> None:
-        return None
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return {}
-
-    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> bool:
-        return False
-
     def close(self) -> None:
         self.group.close()
 
 
-class PendingCollector:
+class PendingCollector(NoEnvState):
     """Stands in for the RayCollector while no Ray runs (before ``learn_on_ray``, between runs).
 
     A checkpoint loaded into the model resets it with the resumed run's seed; the RayCollector
@@ -136,15 +140,6 @@ class PendingCollector:
 
     def reset(self, seed: int | None = None) -> None:
         self.seed = seed
-
-    def env_state(self) -> None:
-        return None
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return {}
-
-    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> bool:
-        return False
 
     def _not_started(self, *args, **kwargs):
         raise RuntimeError("this model collects on Ray: train it with pgrl.distributed.learn_on_ray")
