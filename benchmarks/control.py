@@ -55,11 +55,15 @@ CASES = [
     Case("ppo", "Pendulum-v1", 100_000, -200.0, preset="zoo"),
     Case("trpo", "Pendulum-v1", 100_000, -250.0),
     Case("a2c", "Pendulum-v1", 100_000, -250.0, miss_note="A2C takes one gradient step per rollout; its preset "
-         "reaches -179 only at 2e6 steps (README \"Learning results\")"),
+         "reaches -179 only at 2e6 steps (README \"Learning results\"), and no setting tried reaches -250 "
+         "at 1e5 across seeds (see below)"),
     Case("ppo", "LunarLander-v3", 1_000_000, 200.0, "rl-zoo PPO ~240 (LunarLander-v2, 1M)"),
     Case("ppo", "HalfCheetah-v5", 1_000_000, 3000.0,
          "rl-zoo PPO ~5800 (1M); CleanRL ppo_continuous_action ~1440 (-v4)"),
-    Case("ppo", "Hopper-v5", 1_000_000, 2500.0, "rl-zoo PPO ~2400 (1M); CleanRL ppo_continuous_action ~2380 (-v4)"),
+    Case("ppo", "Hopper-v5", 1_000_000, 2500.0, "CleanRL ppo_continuous_action ~2380 (-v4), whose settings this "
+         "preset uses"),
+    Case("ppo", "Hopper-v5", 1_000_000, 2500.0, "rl-zoo PPO ~2400 (-v3, 1M), whose settings this preset uses",
+         preset="zoo", miss_note="learns to stand, not hop, on Hopper-v5 (see below)"),
     Case("ppo", "Walker2d-v5", 1_000_000, 3000.0, "CleanRL ppo_continuous_action ~2290 (-v4)"),
 ]
 MUJOCO = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")
@@ -70,8 +74,15 @@ def eval_episodes(env_id: str) -> int:
     return 20 if env_id == "Pendulum-v1" else 10
 
 
-def result_path(out: Path, algo: str, env_id: str, seed: int, steps: int) -> Path:
-    return out / f"{algo}_{env_id}_s{seed}_{steps}.json"
+def run_name(case: Case, seed: int) -> str:
+    """How logs, status files and the README name one run: `ppo Hopper-v5 s0`, `ppo Hopper-v5 zoo s0`."""
+    preset = "" if case.preset == "default" else f" {case.preset}"
+    return f"{case.algo} {case.env_id}{preset} s{seed}"
+
+
+def result_path(out: Path, case: Case, seed: int, steps: int) -> Path:
+    preset = "" if case.preset == "default" else f"_{case.preset}"
+    return out / f"{case.algo}_{case.env_id}{preset}_s{seed}_{steps}.json"
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -92,7 +103,7 @@ def run_case(case: Case, seed: int, steps: int, out: Path) -> dict:
     def report(algo, row) -> bool:  # a line every 10% of the budget, for the background log
         if algo.num_timesteps >= progress["next"]:
             progress["next"] += steps // 10
-            print(f"  {case.algo} {case.env_id} s{seed}: {algo.num_timesteps:,} steps, "
+            print(f"  {run_name(case, seed)}: {algo.num_timesteps:,} steps, "
                   f"{algo.num_timesteps / max(row['time/elapsed'], 1e-9):.0f} steps/s, training return "
                   f"{row['rollout/ep_return_mean']:.1f}", flush=True)
         return True
@@ -100,7 +111,7 @@ def run_case(case: Case, seed: int, steps: int, out: Path) -> dict:
     model.learn(steps, callback=report)
     n_eval = eval_episodes(case.env_id)
     returns, _ = pgrl.evaluate_policy(model, case.env_id, n_eval, backend="gymnasium", return_episode_rewards=True)
-    model_path = model.save(out / "models" / f"{case.algo}_{case.env_id}_s{seed}_{steps}")
+    model_path = model.save(out / "models" / result_path(out, case, seed, steps).stem)
     result = {
         "kind": "train", "algo": case.algo, "env_id": case.env_id, "preset": case.preset, "seed": seed,
         "steps": model.num_timesteps, "budget": steps, "train_seconds": model.train_seconds,
@@ -109,7 +120,7 @@ def run_case(case: Case, seed: int, steps: int, out: Path) -> dict:
         "eval_returns": returns, "target": case.target, "wall_seconds": time.time() - started,
         "model": str(model_path), "date": today(), "machine": machine(), "load_average": os.getloadavg(),
     }
-    write_json(result_path(out, case.algo, case.env_id, seed, steps), result)
+    write_json(result_path(out, case, seed, steps), result)
     return result
 
 
@@ -202,11 +213,12 @@ def render(out: Path, seeds: list[int]) -> str:
                        and r["budget"] == case.steps and r.get("preset", "default") == case.preset),
                       key=lambda r: r["seed"])
         pending = [s for s in seeds if s not in {r["seed"] for r in rows}]
+        selection = f"--only {case.env_id}" + ("" if case.preset == "default" else f" --presets {case.preset}")
         states: dict[str, list[str]] = {}
         for s in pending:
-            name = f"{case.algo} {case.env_id} s{s}"
+            name = run_name(case, s)
             state = "running now" if name in running else "queued in the background run" if name in queued else (
-                f"not run yet (`--only {case.env_id}` runs them)")
+                f"not run yet (`{selection}` runs them)")
             states.setdefault(state, []).append(str(s))
         why = "; ".join(f"seed {', '.join(ss)} {state}" for state, ss in states.items())
         if not rows:
@@ -273,6 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default=None,
                         help=f"comma-separated env ids (and/or '{RATIO}'); default: the whole table")
     parser.add_argument("--algos", default=None, help="comma-separated algorithms (ppo,trpo,a2c)")
+    parser.add_argument("--presets", default=None, help="comma-separated presets (default, zoo)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=float, default=None,
                         help="budget for every selected run (default: the table's)")
@@ -305,17 +318,19 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     only = set(args.only.split(",")) if args.only else None
     algos = set(args.algos.split(",")) if args.algos else None
-    cases = [c for c in CASES if (only is None or c.env_id in only) and (algos is None or c.algo in algos)]
+    presets = set(args.presets.split(",")) if args.presets else None
+    cases = [c for c in CASES if (only is None or c.env_id in only) and (algos is None or c.algo in algos)
+             and (presets is None or c.preset in presets)]
     with_ratio = (only is None or RATIO in only) and (algos is None or "ppo" in algos)
     jobs = plan(cases, seeds, with_ratio)
-    names = [RATIO if job == RATIO else f"{job.algo} {job.env_id} s{seed}" for job, seed in jobs]
+    names = [RATIO if job == RATIO else run_name(job, seed) for job, seed in jobs]
     print(f"machine: {machine()}; date: {today()}; {len(jobs)} runs: {', '.join(names)}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     status_file = args.out / f"status-{os.getpid()}.json"  # what this process runs, for the README
     for i, ((job, seed), name) in enumerate(zip(jobs, names, strict=True)):
         steps = args.ratio_steps if job == RATIO else int(args.steps) if args.steps else job.steps
         path = (args.out / f"ratio_{RATIO_ENV}_s{seed}_{steps}.json" if job == RATIO
-                else result_path(args.out, job.algo, job.env_id, seed, steps))
+                else result_path(args.out, job, seed, steps))
         if path.exists() and not args.force:
             print(f"{name}: already done ({path})", flush=True)
             continue

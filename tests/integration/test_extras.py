@@ -56,7 +56,7 @@ def check_round_trip(model, env_id: str, tmp_path, n_eval: int = 2):
 
 
 def test_ppo_on_hopper_trains_saves_loads_and_evaluates(mujoco_ready, tmp_path):
-    # The Hopper preset (rl-zoo's: normalized obs and rewards, 256-256 ReLU, log_std -2) on a short budget.
+    # The Hopper preset (CleanRL's set: normalized obs and rewards, value clipping) on a short budget.
     model = pgrl.PPO("MlpPolicy", "Hopper-v5", seed=0, device="cpu", n_steps=256, batch_size=128, n_epochs=2)
     assert model.config.normalize and model.config.normalize_reward
     assert model.policy.continuous and tuple(model.action_space.shape) == (3,)
@@ -147,8 +147,17 @@ def test_control_benchmark_writes_results_and_regenerates_the_readme(mujoco_read
         {**result, "algo": "ppo", "env_id": "Hopper-v5", "preset": "default", "budget": 1_000_000, "steps": 1_000_000,
          "eval_mean": 2600.0, "eval_episodes": 10}))
     control.main(["--readme-only", "--out", str(out), "--readme", str(readme)])
-    row = next(line for line in readme.read_text().splitlines() if line.startswith("| ppo | default | Hopper-v5"))
+    # a non-default preset's runs have their own files (ALGO_ENV_PRESET_sSEED_STEPS.json) and row
+    (out / "ppo_Hopper-v5_zoo_s1_1000000.json").write_text(json.dumps(
+        {**result, "algo": "ppo", "env_id": "Hopper-v5", "preset": "zoo", "seed": 1, "budget": 1_000_000,
+         "steps": 1_000_000, "eval_mean": 985.0, "eval_episodes": 10}))
+    control.main(["--readme-only", "--out", str(out), "--readme", str(readme)])
+    lines = readme.read_text().splitlines()
+    row = next(line for line in lines if line.startswith("| ppo | default | Hopper-v5"))
     assert "| 1/3 | 2600 (10 episodes each) |" in row and "met so far" in row and "≥ 2500" in row
+    zoo = next(line for line in lines if line.startswith("| ppo | zoo | Hopper-v5"))
+    assert "| 1/3 | 985 (10 episodes each) |" in zoo and "**missed**: learns to stand" in zoo and "so far" in zoo
+    assert "seed 0, 2 not run yet (`--only Hopper-v5 --presets zoo` runs them)" in zoo
 
 
 def test_a_missing_extra_is_one_sentence_naming_the_extra():

@@ -75,17 +75,11 @@ class RecordingObsNormalizer(ObsNormalizer):
 
 
 def merge_moments(stats: RunningMeanStd, mean: torch.Tensor, var: torch.Tensor, count: torch.Tensor) -> None:
-    """Fold a batch's (mean, var, count) into running statistics (the parallel-variance rule)."""
+    """Fold a worker's (mean, var, count) of raw observations into the learner's statistics."""
     b_count = count.to(stats.count)
     if float(b_count) == 0.0:
         return
-    mean, var = mean.to(stats.mean), var.to(stats.var)
-    delta = mean - stats.mean
-    total = stats.count + b_count
-    m2 = stats.var * stats.count + var * b_count + delta.pow(2) * stats.count * b_count / total
-    stats.mean += delta * b_count / total
-    stats.var.copy_(m2 / total)
-    stats.count.copy_(total)
+    stats.merge(mean.to(stats.mean), var.to(stats.var), b_count)
 
 
 @dataclass

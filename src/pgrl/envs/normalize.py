@@ -22,13 +22,28 @@ class RunningMeanStd(nn.Module):
 
     @torch.no_grad()
     def update(self, batch: torch.Tensor) -> None:
-        batch = batch.double().reshape(-1, *self.mean.shape)
-        b_mean, b_var, b_count = batch.mean(0), batch.var(0, unbiased=False), batch.shape[0]
-        delta = b_mean - self.mean
-        total = self.count + b_count
-        self.mean += delta * b_count / total
-        m2 = self.var * self.count + b_var * b_count + delta.pow(2) * self.count * b_count / total
-        self.var.copy_(m2 / total)
+        batch = batch.reshape(-1, *self.mean.shape).double()
+        if batch.shape[0] == 1:  # one env: the batch's variance is 0, skip computing it
+            self.merge(batch[0], None, 1)
+        else:
+            var, mean = torch.var_mean(batch, 0, correction=0)
+            self.merge(mean, var, batch.shape[0])
+
+    @torch.no_grad()
+    def merge(self, mean: torch.Tensor, var: torch.Tensor | None, count: float | torch.Tensor) -> None:
+        """Fold in a batch's mean, variance (None: 0) and count (the parallel-variance rule).
+
+        With w = count / (self.count + count) and delta = mean - self.mean:
+        mean += w delta, var = (1 - w) var + w var_batch + w (1 - w) delta^2.  Written as few
+        in-place ops: with one env this runs every step, where each op's dispatch is the cost.
+        """
+        total = self.count + count
+        w = count / total
+        delta = mean - self.mean
+        self.mean.add_(delta * w)
+        self.var.mul_(1.0 - w).addcmul_(delta.square_(), w * (1.0 - w))
+        if var is not None:
+            self.var.addcmul_(var, w)
         self.count.copy_(total)
 
 
@@ -43,8 +58,8 @@ class ObsNormalizer(nn.Module):
     def forward(self, obs: torch.Tensor, update: bool = False) -> torch.Tensor:
         if update:
             self.stats.update(obs)
-        mean, std = self.stats.mean.float(), torch.sqrt(self.stats.var.float() + self.epsilon)
-        return torch.clamp((obs - mean) / std, -self.clip, self.clip)
+        scale = torch.rsqrt(self.stats.var + self.epsilon)
+        return torch.clamp((obs - self.stats.mean) * scale, -self.clip, self.clip).float()
 
 
 class RewardScaler(nn.Module):
@@ -57,8 +72,7 @@ class RewardScaler(nn.Module):
         self.gamma, self.clip, self.epsilon = gamma, clip, epsilon
 
     def forward(self, rewards: torch.Tensor, dones: torch.Tensor) -> torch.Tensor:
-        self.returns.mul_(self.gamma).add_(rewards.double())
+        self.returns.mul_(self.gamma).add_(rewards)
         self.stats.update(self.returns)
         self.returns.masked_fill_(dones, 0.0)
-        scaled = rewards / torch.sqrt(self.stats.var.float() + self.epsilon)
-        return torch.clamp(scaled, -self.clip, self.clip)
+        return torch.clamp(rewards * torch.rsqrt(self.stats.var + self.epsilon), -self.clip, self.clip).float()
