@@ -35,15 +35,19 @@ def algorithm_class(name: str):
     return ALGORITHMS[key]
 
 
-def new_run_dir(out: str | Path | None, algo: str, env_id: str, seed: int) -> Path:
+def empty_dir(out: str | Path | None, default_name: str, what: str = "run folder", flag: str = "--out") -> Path:
+    """``out`` (default: runs/DEFAULT_NAME-TIMESTAMP) created empty; ConfigError if it holds anything."""
     if out is None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        out = Path("runs") / f"{algo}-{env_id}-s{seed}-{stamp}"
+        out = Path("runs") / f"{default_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"run folder {out} already exists and is not empty; choose another --out")
+        raise ConfigError(f"{what} {out} already exists and is not empty; choose another {flag}")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def new_run_dir(out: str | Path | None, algo: str, env_id: str, seed: int) -> Path:
+    return empty_dir(out, f"{algo}-{env_id}-s{seed}")
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

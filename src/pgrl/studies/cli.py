@@ -7,10 +7,10 @@ The lead's cli.py wires it with ``add_study_parser(sub)`` and, for ``args.comman
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 from pgrl.errors import ConfigError
+from pgrl.runs import empty_dir
 
 
 def add_study_parser(subparsers) -> argparse.ArgumentParser:
@@ -66,13 +66,8 @@ def add_study_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _out_dir(out: str | None, name: str, env_id: str, seed: int) -> Path:
-    if out is None:
-        out = Path("runs") / f"study-{name}-{env_id.replace('/', '_')}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path = Path(out)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise ConfigError(f"output folder {path} already exists and is not empty; choose another -o/--out")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    default = f"study-{name}-{env_id.replace('/', '_')}-s{seed}"
+    return empty_dir(out, default, what="output folder", flag="-o/--out")
 
 
 def _whole(name: str, value: float) -> int:
