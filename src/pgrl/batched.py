@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pgrl.algos.base import set_learning_rate
+from pgrl.algos.common import set_learning_rate
 from pgrl.algos.ppo import PPO, PPOConfig
 from pgrl.config import build_config, load_preset, merge
 from pgrl.envs.make import make_env

@@ -7,8 +7,6 @@ from pgrl.algos.reinforce import REINFORCE
 from pgrl.algos.trpo import TRPO
 from pgrl.algos.vpg import VPG
 
-ALGORITHMS: dict[str, type[Algorithm]] = {
-    cls.name: cls for cls in (REINFORCE, VPG, ActorCritic, A2C, A3C, PPO, TRPO)
-}
+ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (REINFORCE, VPG, ActorCritic, A2C, A3C, PPO, TRPO)}
 
 __all__ = ["A2C", "A3C", "ALGORITHMS", "PPO", "REINFORCE", "TRPO", "VPG", "ActorCritic", "Algorithm"]

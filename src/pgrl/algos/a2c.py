@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from pgrl.algos.base import (
-    Algorithm,
+from pgrl.algos.base import Algorithm
+from pgrl.algos.common import (
     Metrics,
     check_finite,
     explained_variance,

@@ -39,14 +39,8 @@ import torch.multiprocessing as mp
 from pydantic import Field
 
 from pgrl.algos.a2c import actor_critic_targets, advantage_actor_critic_loss
-from pgrl.algos.base import (
-    Algorithm,
-    Metrics,
-    explained_variance,
-    flatten,
-    normalize,
-    set_learning_rate,
-)
+from pgrl.algos.base import Algorithm
+from pgrl.algos.common import Metrics, explained_variance, flatten, normalize, set_learning_rate
 from pgrl.config import AlgoConfig, Schedule, make_schedule
 from pgrl.envs.make import make_env
 from pgrl.envs.normalize import RewardScaler
@@ -104,8 +98,14 @@ def a3c_loss(policy: ActorCriticPolicy, rollout: Rollout, c: A3CConfig) -> tuple
     return loss, metrics
 
 
-def hogwild_step(local: torch.nn.Module, shared: torch.nn.Module, optimizers: list, clip_groups: list,
-                 loss: torch.Tensor, max_grad_norm: float | None) -> torch.Tensor | None:
+def hogwild_step(
+    local: torch.nn.Module,
+    shared: torch.nn.Module,
+    optimizers: list,
+    clip_groups: list,
+    loss: torch.Tensor,
+    max_grad_norm: float | None,
+) -> torch.Tensor | None:
     """Backward on ``local``, clip each group, give the grads to ``shared``, step its optimizers."""
     local.zero_grad(set_to_none=True)
     loss.backward()
@@ -124,12 +124,9 @@ class A3C(Algorithm):
     name = "a3c"
     config_class = A3CConfig
 
-    def __init__(self, policy: str = "MlpPolicy", env="CartPole-v1", *, device: str | torch.device = "cpu",
-                 **kwargs):
+    def __init__(self, policy: str = "MlpPolicy", env="CartPole-v1", *, device: str | torch.device = "cpu", **kwargs):
         if str(device) not in ("cpu", "auto"):
-            raise ConfigError(
-                f"a3c workers share the model in CPU memory; use device 'cpu', not {device!r}"
-            )
+            raise ConfigError(f"a3c workers share the model in CPU memory; use device 'cpu', not {device!r}")
         super().__init__(policy, env, device="cpu", **kwargs)
 
     def _setup(self) -> None:
@@ -174,8 +171,14 @@ class A3C(Algorithm):
         return metrics
 
     # -- asynchronous training ------------------------------------------------------------------
-    def learn(self, total_timesteps: int | None = None, *, progress_bar: bool = False,
-              log_dir: str | Path | None = None, callback=None) -> A3C:
+    def learn(
+        self,
+        total_timesteps: int | None = None,
+        *,
+        progress_bar: bool = False,
+        log_dir: str | Path | None = None,
+        callback=None,
+    ) -> A3C:
         """Train with ``n_workers`` Hogwild workers for ``total_timesteps`` env steps (all workers).
 
         Stops at the budget, when the last 100 episodes average ``target_return``, or when
@@ -187,8 +190,19 @@ class A3C(Algorithm):
         from pgrl.logging import RunLogger
 
         total, c, start = self.budget(total_timesteps), self.config, self.num_timesteps
-        spec = WorkerSpec(self.env_id, self.env_backend, self.vectorization, self.env_kwargs, c, self.seed,
-                          start, total, os.getpid(), self.observation_space, self.action_space)
+        spec = WorkerSpec(
+            self.env_id,
+            self.env_backend,
+            self.vectorization,
+            self.env_kwargs,
+            c,
+            self.seed,
+            start,
+            total,
+            os.getpid(),
+            self.observation_space,
+            self.action_space,
+        )
         worker_steps = torch.zeros(c.n_workers, dtype=torch.int64).share_memory_()  # one slot per worker
         stop_flag = torch.zeros(1, dtype=torch.uint8).share_memory_()  # lock-free, unlike an mp.Event
         logger = RunLogger(log_dir, total, progress_bar, initial_step=start)
@@ -262,16 +276,16 @@ def _start_worker(ctx, args: tuple) -> tuple:
 
 
 def _nan_message(value: float, step: int) -> str:
-    return (f"a3c loss became {value} at step {step}; lower learning_rate or max_grad_norm, "
-            "or turn on normalize_reward")
+    return f"a3c loss became {value} at step {step}; lower learning_rate or max_grad_norm, or turn on normalize_reward"
 
 
 def _mean(values) -> float:
     return float(sum(values) / len(values)) if values else math.nan
 
 
-def stop_workers(procs: list, conns: list[Connection], stop_flag: torch.Tensor,
-                 grace: float = STOP_GRACE_SECONDS) -> None:
+def stop_workers(
+    procs: list, conns: list[Connection], stop_flag: torch.Tensor, grace: float = STOP_GRACE_SECONDS
+) -> None:
     """Raise the stop flag, let workers finish their update, then terminate and kill what is left."""
     stop_flag[0] = 1
     deadline = time.monotonic() + grace
@@ -345,9 +359,14 @@ class _Board:
                     how = f"killed by signal {-code}"
             else:
                 how = f"exited with status {code}"
-            hint = "" if self.ready[rank] else (
-                " before it started; if you run a script, put the training code under "
-                "`if __name__ == '__main__':` (workers are started with the spawn method)")
+            hint = (
+                ""
+                if self.ready[rank]
+                else (
+                    " before it started; if you run a script, put the training code under "
+                    "`if __name__ == '__main__':` (workers are started with the spawn method)"
+                )
+            )
             raise TrainingError(f"a3c worker {rank} died ({how}) at step {step}{hint}")
 
     def row(self) -> dict[str, float]:
@@ -398,8 +417,15 @@ class _Tally:
         return ("stats", self.returns, self.lengths, means)
 
 
-def _worker(rank: int, spec: WorkerSpec, shared: ActorCriticPolicy, optimizers: list,
-            worker_steps: torch.Tensor, stop_flag: torch.Tensor, conn: Connection) -> None:
+def _worker(
+    rank: int,
+    spec: WorkerSpec,
+    shared: ActorCriticPolicy,
+    optimizers: list,
+    worker_steps: torch.Tensor,
+    stop_flag: torch.Tensor,
+    conn: Connection,
+) -> None:
     # One intra-op thread: each worker is already one busy process per core, and torch's default
     # (one thread per core in *every* process) would oversubscribe the CPU n_workers-fold for
     # matrices this small, making every worker slower.
@@ -410,8 +436,14 @@ def _worker(rank: int, spec: WorkerSpec, shared: ActorCriticPolicy, optimizers: 
         c = spec.config
         seed = spec.seed * 1000 + rank * c.n_envs  # env i of this worker gets seed + i
         torch.manual_seed(seed)
-        env = make_env(spec.env_id, c.n_envs, backend=spec.env_backend, vectorization=spec.vectorization,
-                       device="cpu", env_kwargs=spec.env_kwargs)
+        env = make_env(
+            spec.env_id,
+            c.n_envs,
+            backend=spec.env_backend,
+            vectorization=spec.vectorization,
+            device="cpu",
+            env_kwargs=spec.env_kwargs,
+        )
         local = ActorCriticPolicy(spec.observation_space, spec.action_space, **c.policy_kwargs.model_dump())
         local.load_state_dict(shared.state_dict())
         scaler = RewardScaler(c.n_envs, c.gamma, clip=c.clip_reward or 10.0) if c.normalize_reward else None

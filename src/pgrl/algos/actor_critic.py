@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from pgrl.algos.base import Algorithm, Metrics, check_finite, flatten, normalize, optimizer_step, set_learning_rate
+from pgrl.algos.base import Algorithm
+from pgrl.algos.common import Metrics, check_finite, flatten, normalize, optimizer_step, set_learning_rate
 from pgrl.config import AlgoConfig, Schedule, make_schedule
 from pgrl.returns import td_errors
 
@@ -48,9 +49,7 @@ class ActorCritic(Algorithm):
         obs, actions = flatten(rollout.obs), flatten(rollout.actions)
         log_probs, entropy, values = self.policy.evaluate(obs, actions)
         next_values = self.policy.value(flatten(rollout.next_obs)).detach()
-        deltas = td_errors(
-            flatten(rollout.rewards), values, next_values, flatten(rollout.terminated), c.gamma
-        )
+        deltas = td_errors(flatten(rollout.rewards), values, next_values, flatten(rollout.terminated), c.gamma)
         advantages = deltas.detach()
         if c.normalize_advantage:
             advantages = normalize(advantages)

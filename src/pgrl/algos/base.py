@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -19,16 +18,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from pgrl.algos.common import Metrics, make_optimizer
 from pgrl.config import AlgoConfig, build_config, load_preset, make_schedule, merge
 from pgrl.envs.base import VecEnv
 from pgrl.envs.make import check_env_id, make_env
 from pgrl.envs.normalize import ObsNormalizer, RewardScaler
-from pgrl.errors import ConfigError, EnvError, TrainingError
+from pgrl.errors import ConfigError, EnvError
 from pgrl.policies.actor_critic import ActorCriticPolicy, check_spaces
 from pgrl.rollout.collector import Collector
 from pgrl.rollout.storage import Rollout
-
-Metrics = dict[str, torch.Tensor | float]
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -37,9 +35,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(
-            f"device '{device}' was asked for but this machine has no CUDA GPU; use --device cpu"
-        )
+        raise ConfigError(f"device '{device}' was asked for but this machine has no CUDA GPU; use --device cpu")
     if device != "cpu" and not device.startswith("cuda"):
         raise ConfigError(f"unknown device '{device}'; use cpu, cuda or auto")
     return torch.device(device)
@@ -73,9 +69,7 @@ class Algorithm(abc.ABC):
         elif isinstance(env, VecEnv):
             self.env_id = env.env_id
         else:
-            raise EnvError(
-                f"env must be a Gymnasium id or a pgrl VecEnv, not {type(env).__name__}; try make_env()"
-            )
+            raise EnvError(f"env must be a Gymnasium id or a pgrl VecEnv, not {type(env).__name__}; try make_env()")
         values = merge(load_preset(self.name, self.env_id, preset) if isinstance(env, str) else {}, hparams)
         self.config = build_config(self.config_class, self.name, values)
         self.seed, self.verbose = int(seed), verbose
@@ -109,9 +103,7 @@ class Algorithm(abc.ABC):
 
     def _build(self, observation_space: gym.Space, action_space: gym.Space) -> None:
         self.observation_space, self.action_space = observation_space, action_space
-        self.policy = ActorCriticPolicy(
-            observation_space, action_space, **self.config.policy_kwargs.model_dump()
-        )
+        self.policy = ActorCriticPolicy(observation_space, action_space, **self.config.policy_kwargs.model_dump())
         self.policy.to(self.device)
         self.obs_normalizer = (
             ObsNormalizer(tuple(observation_space.shape), clip=self.config.clip_obs).to(self.device)
@@ -126,24 +118,13 @@ class Algorithm(abc.ABC):
         """Create optimizers and any algorithm state."""
 
     def make_optimizer(self, params, lr: float, kind: str | None = None) -> torch.optim.Optimizer:
-        """Adam (fused kernel) or RMSprop (TensorFlow-style settings used by A2C implementations).
-
-        The fused/foreach variants update all parameters in a few kernels instead of a Python
-        loop over tensors, which matters when an update is thousands of small gradient steps.
-        """
-        kind = kind or self.config.optimizer
-        params = list(params)
-        if kind == "rmsprop":
-            return torch.optim.RMSprop(params, lr=lr, alpha=0.99, eps=1e-5, foreach=True)
-        return torch.optim.Adam(params, lr=lr, eps=1e-5, fused=True)
+        return make_optimizer(params, lr, kind or self.config.optimizer)
 
     # -- training -----------------------------------------------------------------------------
     @property
     def steps_per_rollout(self) -> int | None:
         """Env steps each iteration adds (None for episode mode, where it varies)."""
-        return (
-            getattr(self.config, "n_steps", 1) * self.config.n_envs if self.rollout_mode == "steps" else None
-        )
+        return getattr(self.config, "n_steps", 1) * self.config.n_envs if self.rollout_mode == "steps" else None
 
     def collector(self) -> Collector:
         if self._collector is None:
@@ -155,8 +136,14 @@ class Algorithm(abc.ABC):
                 if self.config.normalize_reward
                 else None
             )
-            self._collector = Collector(self.env, self.policy, self.obs_normalizer, scaler,
-                                        sde_sample_freq=self.config.sde_sample_freq, clip_reward=clip_reward)
+            self._collector = Collector(
+                self.env,
+                self.policy,
+                self.obs_normalizer,
+                scaler,
+                sde_sample_freq=self.config.sde_sample_freq,
+                clip_reward=clip_reward,
+            )
             self._collector.reset(seed=self.seed * 1000)
         return self._collector
 
@@ -195,8 +182,12 @@ class Algorithm(abc.ABC):
 
         total = self.budget(total_timesteps)
         Trainer(
-            self, log_dir=log_dir, progress_bar=progress_bar, callback=callback,
-            checkpointer=checkpointer, resume_state=resume_state,
+            self,
+            log_dir=log_dir,
+            progress_bar=progress_bar,
+            callback=callback,
+            checkpointer=checkpointer,
+            resume_state=resume_state,
         ).run(total)
         return self
 
@@ -278,73 +269,3 @@ class Algorithm(abc.ABC):
     def __repr__(self) -> str:
         config = json.dumps(self.config.to_json())
         return f"{type(self).__name__}(env={self.env_id!r}, seed={self.seed}, config={config})"
-
-
-# -- helpers shared by algorithm files ---------------------------------------------------------
-
-
-@torch.no_grad()
-def rollout_values(policy: ActorCriticPolicy, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
-    """V(obs) and V(next_obs), both [T, N], in one batched forward pass."""
-    T, N = rollout.n_steps, rollout.num_envs
-    both = torch.cat(
-        [
-            rollout.obs.reshape(T * N, *rollout.obs.shape[2:]),
-            rollout.next_obs.reshape(T * N, *rollout.obs.shape[2:]),
-        ]
-    )
-    values = policy.value(both)
-    return values[: T * N].reshape(T, N), values[T * N :].reshape(T, N)
-
-
-def check_finite(algo: Algorithm, loss: torch.Tensor) -> None:
-    """Stop with a sentence naming the algorithm and step when the loss is NaN or infinite."""
-    if not bool(torch.isfinite(loss)):
-        raise TrainingError(
-            f"{algo.name} loss became {float(loss)} at step {algo.num_timesteps}; "
-            "lower learning_rate or max_grad_norm, or turn on normalize / normalize_reward"
-        )
-
-
-def flatten(x: torch.Tensor) -> torch.Tensor:
-    """[T, N, ...] -> [T*N, ...]."""
-    return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
-
-
-def minibatches(n: int, batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
-    """Shuffled index batches covering range(n); the last batch may be shorter."""
-    perm = torch.randperm(n, device=device)
-    for start in range(0, n, batch_size):
-        yield perm[start : start + batch_size]
-
-
-def optimizer_step(
-    optimizer: torch.optim.Optimizer, loss: torch.Tensor, params=None, max_grad_norm: float | None = None
-) -> torch.Tensor | None:
-    """zero_grad, backward, optional global-norm clipping, step; returns the pre-clip grad norm.
-
-    ``params`` (the tensors to clip) defaults to the optimizer's own, which avoids walking the
-    module tree on every minibatch.
-    """
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if params is None:
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-    norm = nn.utils.clip_grad_norm_(params, max_grad_norm, foreach=True) if max_grad_norm is not None else None
-    optimizer.step()
-    return norm
-
-
-def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-
-
-def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """1 - Var[target - predicted] / Var[target] (nan when the target is constant)."""
-    var = target.var()
-    return torch.where(var > 0, 1 - (target - predicted).var() / var, torch.full_like(var, float("nan")))
-
-
-def normalize(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    return (x - x.mean()) / (x.std() + eps) if x.numel() > 1 else x - x.mean()

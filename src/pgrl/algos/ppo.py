@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from pydantic import Field, model_validator
 
-from pgrl.algos.base import (
-    Algorithm,
+from pgrl.algos.base import Algorithm
+from pgrl.algos.common import (
     Metrics,
     check_finite,
     explained_variance,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from pgrl.algos.base import Algorithm, Metrics, check_finite, normalize, optimizer_step, set_learning_rate
+from pgrl.algos.base import Algorithm
+from pgrl.algos.common import Metrics, check_finite, normalize, optimizer_step, set_learning_rate
 from pgrl.config import AlgoConfig, Schedule
 from pgrl.returns import discount_weights, reward_to_go
 
@@ -19,9 +20,7 @@ class REINFORCEConfig(AlgoConfig):
     learning_rate: Schedule = 7e-4
     max_grad_norm: float | None = Field(None, gt=0.0)
     gamma_weighting: bool = Field(False, description="weigh step t by gamma^t (the discounted objective)")
-    normalize_returns: bool = Field(
-        False, description="standardize returns over the batch (a baseline in disguise)"
-    )
+    normalize_returns: bool = Field(False, description="standardize returns over the batch (a baseline in disguise)")
 
 
 def monte_carlo_terms(algo: Algorithm, rollout, normalize_returns: bool):

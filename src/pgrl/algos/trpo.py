@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
-from pgrl.algos.base import (
-    Algorithm,
+from pgrl.algos.base import Algorithm
+from pgrl.algos.common import (
     Metrics,
     check_finite,
     explained_variance,

@@ -14,15 +14,8 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from pgrl.algos.base import (
-    Algorithm,
-    Metrics,
-    check_finite,
-    explained_variance,
-    normalize,
-    optimizer_step,
-    set_learning_rate,
-)
+from pgrl.algos.base import Algorithm
+from pgrl.algos.common import Metrics, check_finite, explained_variance, normalize, optimizer_step, set_learning_rate
 from pgrl.algos.reinforce import monte_carlo_terms
 from pgrl.config import AlgoConfig, Schedule, make_schedule
 from pgrl.errors import ConfigError
@@ -51,17 +44,13 @@ class VPG(Algorithm):
             raise ConfigError("vpg keeps its baseline in its own network; set policy_kwargs.shared=false")
         self.vf_schedule = make_schedule(c.vf_learning_rate)
         self.optimizer = self.make_optimizer(self.policy.actor_parameters(), self.lr_schedule(1.0))
-        self.vf_optimizer = self.make_optimizer(
-            self.policy.critic_parameters(), self.vf_schedule(1.0), c.vf_optimizer
-        )
+        self.vf_optimizer = self.make_optimizer(self.policy.critic_parameters(), self.vf_schedule(1.0), c.vf_optimizer)
 
     def update(self, rollout, progress_remaining: float) -> Metrics:
         c = self.config
         set_learning_rate(self.optimizer, self.lr_schedule(progress_remaining))
         set_learning_rate(self.vf_optimizer, self.vf_schedule(progress_remaining))
-        log_probs, entropy, values, returns, weights = monte_carlo_terms(
-            self, rollout, normalize_returns=False
-        )
+        log_probs, entropy, values, returns, weights = monte_carlo_terms(self, rollout, normalize_returns=False)
         advantages = returns - values.detach()
         if c.normalize_advantage:
             advantages = normalize(advantages)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from pgrl.algos.base import set_learning_rate
+from pgrl.algos.common import set_learning_rate
 from pgrl.distributed.collector import worker_spec
 from pgrl.distributed.pool import WorkerGroup
 from pgrl.distributed.workers import Gradients, GradientWorker

@@ -1,0 +1,99 @@
+"""Functions the algorithm files share: batched values, minibatches, optimizer steps, statistics.
+
+Reductions run over the last dimension, so one function serves a lone run's ``[B]`` tensors
+and K stacked seeds' ``[K, B]`` alike (pgrl.batched trains K seeds through the same losses).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from pgrl.errors import TrainingError
+
+Metrics = dict[str, torch.Tensor | float]
+
+
+@torch.no_grad()
+def rollout_values(policy, rollout) -> tuple[torch.Tensor, torch.Tensor]:
+    """V(obs) and V(next_obs), both [T, N], in one batched forward pass."""
+    T, N = rollout.n_steps, rollout.num_envs
+    both = torch.cat(
+        [
+            rollout.obs.reshape(T * N, *rollout.obs.shape[2:]),
+            rollout.next_obs.reshape(T * N, *rollout.obs.shape[2:]),
+        ]
+    )
+    values = policy.value(both)
+    return values[: T * N].reshape(T, N), values[T * N :].reshape(T, N)
+
+
+def check_finite(algo, loss: torch.Tensor) -> None:
+    """Stop with a sentence naming the algorithm and step when the loss is NaN or infinite."""
+    if not bool(torch.isfinite(loss).all()):
+        raise TrainingError(
+            f"{algo.name} loss became {float(loss.sum())} at step {algo.num_timesteps}; "
+            "lower learning_rate or max_grad_norm, or turn on normalize / normalize_reward"
+        )
+
+
+def flatten(x: torch.Tensor) -> torch.Tensor:
+    """[T, N, ...] -> [T*N, ...]."""
+    return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
+
+
+def minibatches(n: int, batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
+    """Shuffled index batches covering range(n); the last batch may be shorter."""
+    perm = torch.randperm(n, device=device)
+    for start in range(0, n, batch_size):
+        yield perm[start : start + batch_size]
+
+
+def make_optimizer(params, lr: float, kind: str) -> torch.optim.Optimizer:
+    """Adam (fused kernel) or RMSprop (TensorFlow-style settings used by A2C implementations).
+
+    The fused/foreach variants update all parameters in a few kernels instead of a Python
+    loop over tensors, which matters when an update is thousands of small gradient steps.
+    """
+    params = list(params)
+    if kind == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=0.99, eps=1e-5, foreach=True)
+    return torch.optim.Adam(params, lr=lr, eps=1e-5, fused=True)
+
+
+def optimizer_step(
+    optimizer: torch.optim.Optimizer, loss: torch.Tensor, params=None, max_grad_norm: float | None = None
+) -> torch.Tensor | None:
+    """zero_grad, backward, optional global-norm clipping, step; returns the pre-clip grad norm.
+
+    ``params`` (the tensors to clip) defaults to the optimizer's own, which avoids walking the
+    module tree on every minibatch.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if params is None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+    norm = nn.utils.clip_grad_norm_(params, max_grad_norm, foreach=True) if max_grad_norm is not None else None
+    optimizer.step()
+    return norm
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - Var[target - predicted] / Var[target] over the last dim (nan where the target is constant)."""
+    var = target.var(dim=-1)
+    return torch.where(var > 0, 1 - (target - predicted).var(dim=-1) / var, torch.full_like(var, float("nan")))
+
+
+def normalize(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Zero mean, unit std over the last dim (only centred when it holds one element)."""
+    mean = x.mean(dim=-1, keepdim=True)
+    if x.shape[-1] <= 1:
+        return x - mean
+    return (x - mean) / (x.std(dim=-1, keepdim=True) + eps)
