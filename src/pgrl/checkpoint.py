@@ -28,7 +28,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from pgrl.envs.base import VecEnv
 from pgrl.errors import CheckpointError, ConfigError, EnvError
+from pgrl.loops.collection import load_rollout_state, rollout_state
 
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
@@ -139,20 +141,22 @@ def read_model_file(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]
 
 
 def load_model(cls, path: Path, env=None, device: str = "auto", overrides: dict | None = None):
-    from pgrl.algos import ALGORITHMS
-    from pgrl.policies.actor_critic import check_spaces
+    """The model saved at ``path``, built for its saved spaces by ``cls.from_spaces``.
 
+    ``cls`` is the class ``load`` was called on: its algorithm must match the file's, unless it
+    is the base class, which loads whatever algorithm the file holds (from ``cls.registry``).
+    """
     header, tensors = read_model_file(path)
+    registry = cls.registry
     algo_name = header.get("algo")
-    if not isinstance(algo_name, str) or algo_name not in ALGORITHMS:
+    if not isinstance(algo_name, str) or algo_name not in registry:
         raise CheckpointError(f"{path} holds an unknown algorithm {algo_name!r}; the file is damaged or not pgrl's")
     if getattr(cls, "name", None) != algo_name:
-        target = ALGORITHMS.get(algo_name)
-        if hasattr(cls, "name") or target is None:
+        if hasattr(cls, "name"):
             raise CheckpointError(
-                f"{path} holds a {algo_name} model, not {cls.name}; load it with {type_name(algo_name)}.load"
+                f"{path} holds a {algo_name} model, not {cls.name}; load it with {registry[algo_name].__name__}.load"
             )
-        cls = target
+        cls = registry[algo_name]
     try:
         observation_space = space_from_json(header["observation_space"])
         action_space = space_from_json(header["action_space"])
@@ -165,45 +169,29 @@ def load_model(cls, path: Path, env=None, device: str = "auto", overrides: dict 
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, MemoryError, AssertionError):
         raise CheckpointError(f"{path} has an incomplete pgrl header; the file is damaged") from None
     config.update(overrides or {})
+    given_id = env if isinstance(env, str) else env.env_id if isinstance(env, VecEnv) else env_id
     try:
-        algo = cls(
-            "MlpPolicy",
-            env if env is not None else env_id,
-            seed=seed,
-            device=device,
-            _build_env=False,
-            **config,
-        )
+        algo = cls.from_spaces(observation_space, action_space, env_id=given_id, seed=seed, device=device, **config)
     except (ValueError, TypeError, OverflowError, RuntimeError) as exc:  # ConfigError, EnvError included
         if isinstance(exc, ConfigError | EnvError) and (overrides or env is not None):
             raise
-        raise CheckpointError(f"{path} holds a config this pgrl cannot use: {_first_line(exc)}") from None
-    if isinstance(env, str) and env != env_id:  # another env id: check its spaces before building
-        from pgrl.envs.make import make_env
+        raise CheckpointError(f"{path} holds a config or spaces this pgrl cannot use: {_first_line(exc)}") from None
+    if env is not None and given_id != env_id or isinstance(env, VecEnv):
+        if isinstance(env, VecEnv):  # the given env: its spaces must be the saved ones
+            got = (env.single_observation_space, env.single_action_space)
+        else:  # another env id: check its spaces before training on it
+            from pgrl.envs.make import make_env
 
-        probe = make_env(env, 1, backend=algo.env_backend, env_kwargs=algo.env_kwargs)
-        got = (probe.single_observation_space, probe.single_action_space)
-        probe.close()
+            probe = make_env(env, 1, backend=algo.env_backend, env_kwargs=algo.env_kwargs)
+            got = (probe.single_observation_space, probe.single_action_space)
+            probe.close()
         if got != (observation_space, action_space):
             raise CheckpointError(
                 f"{path} was trained on {env_id} with spaces {observation_space} / {action_space}, "
-                f"but the given env {env} has {got[0]} / {got[1]}"
+                f"but the given env {given_id} has {got[0]} / {got[1]}"
             )
-    if algo.env is not None:
-        got = (algo.env.single_observation_space, algo.env.single_action_space)
-        if got != (observation_space, action_space):
-            raise CheckpointError(
-                f"{path} was trained on {env_id} with spaces {observation_space} / {action_space}, "
-                f"but the given env {algo.env_id} has {got[0]} / {got[1]}"
-            )
-    else:
-        try:
-            check_spaces(observation_space, action_space, algo.name)
-            algo._build(observation_space, action_space)
-        except (EnvError, ConfigError, ValueError, TypeError, RuntimeError, OverflowError, MemoryError) as exc:
-            raise CheckpointError(
-                f"{path} holds spaces this pgrl cannot build a network for ({_first_line(exc)})"
-            ) from None
+        if isinstance(env, VecEnv):
+            algo.env = env
     load_tensors(algo, tensors, path)
     algo.num_timesteps = num_timesteps
     algo.policy.eval()
@@ -240,13 +228,6 @@ def load_tensors(algo, tensors: dict[str, torch.Tensor], path: Path) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:120]
-
-
-def type_name(algo_name: str) -> str:
-    from pgrl.algos import ALGORITHMS
-
-    cls = ALGORITHMS.get(algo_name)
-    return cls.__name__ if cls is not None else "pgrl.load_model"
 
 
 # -- training checkpoints -----------------------------------------------------------------------
@@ -288,7 +269,8 @@ def save_checkpoint(algo, path: Path, trainer_state: dict[str, Any]) -> Path:
                 else:
                     scalars.setdefault(str(index), {})[key] = value
         optimizers[name] = {"param_groups": _jsonable(state["param_groups"]), "scalars": scalars}
-    for key, value in algo.extra_state_tensors().items():
+    rollout_json, rollout_tensors = rollout_state(algo)
+    for key, value in rollout_tensors.items():
         tensors[f"ckpt.{key}"] = value.detach().cpu().contiguous()
     tensors["ckpt.rng.torch"] = torch.get_rng_state()
     if algo.device.type == "cuda":
@@ -303,7 +285,7 @@ def save_checkpoint(algo, path: Path, trainer_state: dict[str, Any]) -> Path:
         "num_timesteps": algo.num_timesteps,
         "num_episodes": getattr(algo, "num_episodes", 0),
         "train_seconds": getattr(algo, "train_seconds", 0.0),
-        "algo_state": _jsonable(algo.training_state()),
+        "algo_state": _jsonable({**algo.training_state(), **rollout_json}),
         "optimizers": optimizers,
         "rng": {
             "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
@@ -375,6 +357,7 @@ def load_checkpoint(algo, path: Path) -> dict[str, Any]:
         extra = {key[len("ckpt."):]: value for key, value in tensors.items()
                  if key.startswith("ckpt.") and not key.startswith(("ckpt.optim.", "ckpt.rng."))}
         algo.load_training_state(header["algo_state"], extra)
+        load_rollout_state(algo, extra)
         torch_state = tensors["ckpt.rng.torch"]
         if torch_state.dtype != torch.uint8:
             raise TypeError

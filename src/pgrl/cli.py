@@ -7,9 +7,10 @@ import os
 import shlex
 import sys
 
+from pgrl.algos import ALGORITHMS
 from pgrl.errors import PGRLError
 
-ALGO_NAMES = ["reinforce", "vpg", "actor_critic", "a2c", "a3c", "ppo", "trpo"]
+ALGO_NAMES = list(ALGORITHMS)  # the registry, in its order
 
 
 def build_parser() -> argparse.ArgumentParser:

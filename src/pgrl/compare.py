@@ -173,17 +173,21 @@ def batch_reason(group: Group, env_id: str, preset: str, seeds: int, no_batch: b
 def make_jobs(groups: list[Group], env_id: str, seeds: int, out: Path, *, total_timesteps: int | None,
               stop_seconds: float | None, preset: str, eval_episodes: int, no_batch: bool) -> list[dict[str, Any]]:
     """One job per run, or one per group when its seeds train batched (job['kind'] says which)."""
+    from pgrl.runs import algorithm_class
+
     jobs = []
     common = {"env_id": env_id, "total_timesteps": total_timesteps, "stop_seconds": stop_seconds,
               "preset": preset, "eval_episodes": eval_episodes}
     for group in groups:
         dirs = [str(out / "runs" / group.name / f"s{seed}") for seed in range(seeds)]
         base = {**common, "algo": group.algo, "group": group.name, "overrides": list(group.overrides)}
-        if group.algo != "a3c" and batch_reason(group, env_id, preset, seeds, no_batch) is None:
+        # an algorithm with worker processes of its own (hogwild) runs alone, not in the pool
+        alone = algorithm_class(group.algo).capabilities.runner != "synchronous"
+        if not alone and batch_reason(group, env_id, preset, seeds, no_batch) is None:
             jobs.append({**base, "kind": "batched", "seeds": list(range(seeds)), "out_dirs": dirs})
             continue
         for seed, out_dir in enumerate(dirs):
-            kind = "alone" if group.algo == "a3c" else "pool"
+            kind = "alone" if alone else "pool"
             jobs.append({**base, "kind": kind, "seed": seed, "seeds": [seed], "out_dir": out_dir})
     return jobs
 

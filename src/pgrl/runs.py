@@ -153,9 +153,6 @@ def write_run_config(run_dir: Path, model, *, preset: str, env_backend: str, vec
 def make_checkpointer(cls, run_dir: Path, every: int | None, keep: int) -> Checkpointer | None:
     if every is None:
         return None
-    if cls.name == "a3c":
-        raise ConfigError("a3c cannot write checkpoints (its Hogwild workers have no resumable state); "
-                          "drop --checkpoint-every or use a2c")
     return Checkpointer(run_dir, every, keep)
 
 
@@ -258,7 +255,7 @@ def resume_run(
         **hparams,
     )
     path, state = newest_checkpoint(model, run_dir)
-    if ray_options is None and model.collector().env_state() is None:
+    if ray_options is None and model.capabilities.exact_resume and model.collector().env_state() is None:
         warnings.warn(
             f"{env_id} runs on Gymnasium, whose env state cannot be saved: resumed episodes start afresh, "
             "so the run continues but not bit-identically",

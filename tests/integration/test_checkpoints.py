@@ -28,8 +28,8 @@ from pgrl.checkpoint import (
     read_model_file,
 )
 from pgrl.errors import CheckpointError, TrainingError
+from pgrl.loops.trainer import check_gradients
 from pgrl.runs import eval_run, load_run_model, resume_run, train_run
-from pgrl.trainer import check_gradients
 
 TIME_COLUMNS = ("time/elapsed", "time/sps")  # wall-clock columns differ between identical runs
 TINY = {"policy_kwargs": {"net_arch": [16]}}

@@ -47,7 +47,7 @@ def _closed_port() -> int:
         (["ppo", "CartPole-v1", "--backend", "ray", "--address", "headnode"],
          "pgrl: error: --address must be HOST:PORT of a Ray head (e.g. 127.0.0.1:6379), got 'headnode'"),
         (["actor_critic", "CartPole-v1", "--backend", "ray"],
-         "pgrl: error: actor_critic cannot run on --backend ray (it supports a2c, ppo, trpo, vpg, reinforce, a3c); "
+         "pgrl: error: actor_critic cannot run on --backend ray (it supports reinforce, vpg, a2c, a3c, ppo, trpo); "
          "use a2c (n-step batches) instead"),
         (["ppo", "CartPole-v1", "--backend", "ray", "--max-staleness", "3"],
          "pgrl: error: --max-staleness applies to a3c only, not ppo; drop it"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from pgrl.algos.base import Algorithm
-from pgrl.algos.common import Metrics, check_finite, flatten, normalize, optimizer_step, set_learning_rate
+from pgrl.algos.common import Capabilities, Metrics, check_finite, flatten, normalize, optimizer_step, set_learning_rate
 from pgrl.config import AlgoConfig, Schedule, make_schedule
 from pgrl.returns import td_errors
 
@@ -30,6 +30,11 @@ class ActorCriticConfig(AlgoConfig):
 class ActorCritic(Algorithm):
     name = "actor_critic"
     config_class = ActorCriticConfig
+    # Ray ships rollouts of n_steps x envs; a one-step update would wait on the cluster every step.
+    capabilities = Capabilities(ray=None)
+
+    def rollout_steps(self) -> int:
+        return 1  # an update after every step
 
     def _setup(self) -> None:
         c = self.config

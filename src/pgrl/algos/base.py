@@ -1,9 +1,10 @@
-"""The public algorithm shape shared by every pgrl algorithm.
+"""The small shape every pgrl algorithm shares.
 
 ``Algorithm(policy, env, **hparams)``, ``learn``, ``predict``, ``save`` and ``load`` with
-Stable-Baselines3's names.  A subclass declares its config model, whether it learns from
-fixed-length rollouts or whole episodes, and its ``update``; the loop lives in the trainer.
-The helpers below (batched values, minibatches, optimizer steps) are shared through functions.
+Stable-Baselines3's names.  A subclass declares its config model, its capabilities, whether it
+learns from fixed-length rollouts or whole episodes, and its ``update``.  The loop lives in
+pgrl.loops (the runners), the env and collector of a run in pgrl.loops.collection, the shared
+math in pgrl.algos.common.
 """
 
 from __future__ import annotations
@@ -13,102 +14,85 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import gymnasium as gym
-import numpy as np
 import torch
 from torch import nn
 
-from pgrl.algos.common import Metrics, make_optimizer
+from pgrl.algos.common import Capabilities, Metrics, make_optimizer, observation_batch, resolve_device
 from pgrl.config import AlgoConfig, build_config, load_preset, make_schedule, merge
 from pgrl.envs.base import VecEnv
-from pgrl.envs.make import check_env_id, make_env
-from pgrl.envs.normalize import ObsNormalizer, RewardScaler
+from pgrl.envs.make import check_env_id
+from pgrl.envs.normalize import ObsNormalizer
 from pgrl.errors import ConfigError, EnvError
 from pgrl.policies.actor_critic import ActorCriticPolicy, check_spaces
-from pgrl.rollout.collector import Collector
-from pgrl.rollout.storage import Rollout
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device '{device}' was asked for but this machine has no CUDA GPU; use --device cpu")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ConfigError(f"unknown device '{device}'; use cpu, cuda or auto")
-    return torch.device(device)
 
 
 class Algorithm(abc.ABC):
     name: ClassVar[str]
     config_class: ClassVar[type[AlgoConfig]]
     rollout_mode: ClassVar[Literal["steps", "episodes"]] = "steps"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    registry: ClassVar[dict[str, type[Algorithm]]] = {}  # every algorithm by name, filled on definition
 
-    def __init__(
-        self,
-        policy: str = "MlpPolicy",
-        env: str | VecEnv = "CartPole-v1",
-        *,
-        seed: int = 0,
-        device: str | torch.device = "auto",
-        env_backend: str = "auto",
-        vectorization: str = "sync",
-        preset: str = "default",
-        env_kwargs: dict | None = None,
-        verbose: int = 0,
-        _build_env: bool = True,
-        **hparams: Any,
-    ):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            Algorithm.registry[cls.name] = cls
+
+    def __init__(self, policy: str = "MlpPolicy", env: str | VecEnv = "CartPole-v1", *, seed: int = 0,
+                 device: str | torch.device = "auto", env_backend: str = "auto", vectorization: str = "sync",
+                 preset: str = "default", env_kwargs: dict | None = None, verbose: int = 0, **hparams: Any):
+        if not isinstance(env, str | VecEnv):
+            raise EnvError(f"env must be a Gymnasium id or a pgrl VecEnv, not {type(env).__name__}; try make_env()")
+        env_id = env if isinstance(env, str) else env.env_id
+        self._configure(policy, env_id, seed, device, env_backend, vectorization, preset, env_kwargs, verbose,
+                        hparams, from_preset=isinstance(env, str))
+        from pgrl.loops.collection import make_algo_env
+
+        self.env = env if isinstance(env, VecEnv) else make_algo_env(self)
+        self._build(self.env.single_observation_space, self.env.single_action_space)
+
+    @classmethod
+    def from_spaces(cls, observation_space, action_space, *, env_id: str, seed: int = 0,
+                    device: str | torch.device = "auto", env_backend: str = "auto", vectorization: str = "sync",
+                    preset: str = "default", env_kwargs: dict | None = None, **hparams: Any) -> Algorithm:
+        """A model for these spaces without creating an env (checkpoint loading, Ray learners).
+
+        ``env`` stays None until training needs it; then it is made from ``env_id``.
+        """
+        self = cls.__new__(cls)
+        self._configure("MlpPolicy", env_id, seed, device, env_backend, vectorization, preset, env_kwargs, 0,
+                        hparams, from_preset=True)
+        self.env = None
+        self._build(observation_space, action_space)
+        return self
+
+    def _configure(self, policy, env_id, seed, device, env_backend, vectorization, preset, env_kwargs, verbose,
+                   hparams, from_preset: bool) -> None:
         if policy != "MlpPolicy":
             raise ConfigError(f"policy '{policy}' is not available; pgrl's policy is 'MlpPolicy'")
-        if isinstance(env, str):
-            check_env_id(env)
-            self.env_id = env
-        elif isinstance(env, VecEnv):
-            self.env_id = env.env_id
-        else:
-            raise EnvError(f"env must be a Gymnasium id or a pgrl VecEnv, not {type(env).__name__}; try make_env()")
-        values = merge(load_preset(self.name, self.env_id, preset) if isinstance(env, str) else {}, hparams)
+        if from_preset:
+            check_env_id(env_id)
+        self.env_id = env_id
+        values = merge(load_preset(self.name, env_id, preset) if from_preset else {}, hparams)
         self.config = build_config(self.config_class, self.name, values)
         self.seed, self.verbose = int(seed), verbose
         self.device = resolve_device(device)
+        if self.device.type not in self.capabilities.devices:
+            raise ConfigError(f"{self.name} runs on {' or '.join(self.capabilities.devices)}, not {self.device}; "
+                              f"use --device {self.capabilities.devices[0]}")
         self.env_backend, self.vectorization, self.env_kwargs = env_backend, vectorization, env_kwargs
-        self.num_timesteps = 0
-        self.env: VecEnv | None = None
+        self.num_timesteps, self.num_episodes, self.train_seconds = 0, 0, 0.0
+        self._collector = None
         torch.manual_seed(self.seed)
-        if isinstance(env, VecEnv):
-            self.env = env
-        elif _build_env:
-            self.env = self._make_env()
-        if self.env is not None:
-            obs_space, act_space = self.env.single_observation_space, self.env.single_action_space
-            check_spaces(obs_space, act_space, self.name)
-            self._build(obs_space, act_space)
-        self._collector: Collector | None = None
-        self.num_episodes, self.train_seconds = 0, 0.0
 
-    # -- construction -------------------------------------------------------------------------
-    def _make_env(self) -> VecEnv:
-        return make_env(
-            self.env_id,
-            self.config.n_envs,
-            seed=None,
-            backend=self.env_backend,
-            vectorization=self.vectorization,
-            device=self.device,
-            env_kwargs=self.env_kwargs,
-        )
-
-    def _build(self, observation_space: gym.Space, action_space: gym.Space) -> None:
+    def _build(self, observation_space, action_space) -> None:
+        check_spaces(observation_space, action_space, self.name)
         self.observation_space, self.action_space = observation_space, action_space
         self.policy = ActorCriticPolicy(observation_space, action_space, **self.config.policy_kwargs.model_dump())
         self.policy.to(self.device)
         self.obs_normalizer = (
             ObsNormalizer(tuple(observation_space.shape), clip=self.config.clip_obs).to(self.device)
-            if self.config.normalize
-            else None
+            if self.config.normalize else None
         )
         self.lr_schedule = make_schedule(self.config.learning_rate)
         self._setup()
@@ -119,76 +103,41 @@ class Algorithm(abc.ABC):
 
     def make_optimizer(self, params, lr: float, kind: str | None = None) -> torch.optim.Optimizer:
         return make_optimizer(params, lr, kind or self.config.optimizer)
-
     # -- training -----------------------------------------------------------------------------
-    @property
-    def steps_per_rollout(self) -> int | None:
-        """Env steps each iteration adds (None for episode mode, where it varies)."""
-        return getattr(self.config, "n_steps", 1) * self.config.n_envs if self.rollout_mode == "steps" else None
+    def rollout_steps(self) -> int:
+        """Steps of every env per rollout in "steps" mode."""
+        return self.config.n_steps
 
-    def collector(self) -> Collector:
-        if self._collector is None:
-            if self.env is None:
-                self.env = self._make_env()
-            clip_reward = self.config.clip_reward
-            scaler = (
-                RewardScaler(self.env.num_envs, self.config.gamma, clip=clip_reward or 10.0).to(self.device)
-                if self.config.normalize_reward
-                else None
-            )
-            self._collector = Collector(
-                self.env,
-                self.policy,
-                self.obs_normalizer,
-                scaler,
-                sde_sample_freq=self.config.sde_sample_freq,
-                clip_reward=clip_reward,
-            )
-            self._collector.reset(seed=self.seed * 1000)
-        return self._collector
+    def collector(self):
+        """The collector this model trains with (made on first use; see pgrl.loops.collection)."""
+        from pgrl.loops.collection import collector_for
 
-    def use_collector(self, collector) -> None:
-        """Collect through ``collector`` (Collector's interface, e.g. pgrl.distributed's RayCollector);
-        None goes back to a local Collector on ``self.env``."""
-        self._collector = collector
+        return collector_for(self)
 
-    def collect(self) -> Rollout:
-        collector = self.collector()
-        if self.rollout_mode == "episodes":
-            return collector.collect_episodes(self.env.max_episode_steps or 10_000)
-        return collector.collect(getattr(self.config, "n_steps", 1))
+    def collect(self):
+        """One rollout from ``collector()`` (whole episodes in "episodes" mode)."""
+        from pgrl.loops.collection import collect
+
+        return collect(self)
 
     @abc.abstractmethod
-    def update(self, rollout: Rollout, progress_remaining: float) -> Metrics:
+    def update(self, rollout, progress_remaining: float) -> Metrics:
         """Learn from one rollout; return metrics ("loss/policy", ...)."""
 
-    def learn(
-        self,
-        total_timesteps: int | None = None,
-        *,
-        progress_bar: bool = False,
-        log_dir: str | Path | None = None,
-        callback=None,
-        checkpointer=None,
-        resume_state: dict[str, Any] | None = None,
-    ) -> Algorithm:
-        """Train for ``total_timesteps`` env steps (default: the preset's n_timesteps).
+    def learn(self, total_timesteps: int | None = None, *, progress_bar: bool = False,
+              log_dir: str | Path | None = None, callback=None, checkpointer=None,
+              resume_state: dict[str, Any] | None = None) -> Algorithm:
+        """Train for ``total_timesteps`` env steps (default: the preset's n_timesteps) with this
+        class's runner (``capabilities.runner``).
 
         ``checkpointer`` (a ``pgrl.checkpoint.Checkpointer``) writes training checkpoints;
         ``resume_state`` is what ``pgrl.checkpoint.load_checkpoint`` returned, to continue a run
         (``total_timesteps`` then counts from the resumed run's start).
         """
-        from pgrl.trainer import Trainer
+        from pgrl.loops import run
 
-        total = self.budget(total_timesteps)
-        Trainer(
-            self,
-            log_dir=log_dir,
-            progress_bar=progress_bar,
-            callback=callback,
-            checkpointer=checkpointer,
-            resume_state=resume_state,
-        ).run(total)
+        run(self, self.budget(total_timesteps), log_dir=log_dir, progress_bar=progress_bar, callback=callback,
+            checkpointer=checkpointer, resume_state=resume_state)
         return self
 
     def budget(self, total_timesteps: int | None) -> int:
@@ -207,15 +156,7 @@ class Algorithm(abc.ABC):
     @torch.no_grad()
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         """Actions for one observation or a batch, as numpy (SB3's ``(actions, state)`` pair)."""
-        obs = torch.as_tensor(np.asarray(observation), dtype=torch.float32, device=self.device)
-        obs_shape = tuple(self.observation_space.shape or ())
-        single = obs.shape == obs_shape
-        if single:
-            obs = obs.unsqueeze(0)
-        if tuple(obs.shape[1:]) != obs_shape:
-            raise EnvError(
-                f"predict got observations of shape {tuple(obs.shape)}; expected {obs_shape} or [B, *{obs_shape}]"
-            )
+        obs, single = observation_batch(observation, tuple(self.observation_space.shape or ()), self.device)
         actions, _ = self.policy.act(self.normalize_obs(obs), deterministic=deterministic)
         actions = self.policy.to_env(actions).cpu().numpy()
         return (actions[0] if single else actions), None
@@ -244,24 +185,12 @@ class Algorithm(abc.ABC):
         return {name: value for name, value in vars(self).items() if isinstance(value, torch.optim.Optimizer)}
 
     def training_state(self) -> dict[str, Any]:
-        """JSON-able state beyond modules and optimizers that training needs to go on exactly.
-
-        Subclasses add their own (PPO: the adaptive ``kl_coef``) to ``super().training_state()``.
-        """
-        collector = self._collector
-        return {"env_restorable": collector is not None and collector.env_state() is not None}
-
-    def extra_state_tensors(self) -> dict[str, torch.Tensor]:
-        """Tensors of the rollout side: collector obs and episode sums, reward scaler, native env state."""
-        return self._collector.state_tensors() if self._collector is not None else {}
+        """JSON-able algorithm state beyond modules and optimizers (PPO: the adaptive ``kl_coef``)."""
+        return {}
 
     def load_training_state(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
-        """Inverse of ``training_state`` and ``extra_state_tensors`` (creates the env if needed)."""
-        collector = self.collector()
-        if not collector.load_state_tensors(tensors):
-            # A Gymnasium env cannot be put back mid-episode: start fresh episodes from a seed
-            # that depends on the step, so a resumed run does not replay its first episodes.
-            collector.reset(seed=self.seed * 1000 + self.num_timesteps)
+        """Inverse of ``training_state``."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         return {"algo": self.name, "env_id": self.env_id, "config": self.config.to_json(), "seed": self.seed}

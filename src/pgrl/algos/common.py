@@ -7,13 +7,47 @@ and K stacked seeds' ``[K, B]`` alike (pgrl.batched trains K seeds through the s
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 
-from pgrl.errors import TrainingError
+from pgrl.errors import ConfigError, EnvError, TrainingError
 
 Metrics = dict[str, torch.Tensor | float]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an algorithm can do, read by runners, the CLI, compare and Ray instead of its name.
+
+    runner: "synchronous" (collect, update, repeat: pgrl.loops.trainer) or "hogwild" (worker
+    processes on shared parameters: pgrl.loops.hogwild).  ray: what Ray actors do for it
+    ("rollouts", "gradients") or None.  batched_seeds: K seeds can train as one stacked batch
+    (pgrl.batched).  exact_resume: a resumed run continues bit-identically (native envs).
+    """
+
+    runner: Literal["synchronous", "hogwild"] = "synchronous"
+    ray: Literal["rollouts", "gradients"] | None = "rollouts"
+    batched_seeds: bool = False
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    exact_resume: bool = True
+    observation_spaces: tuple[str, ...] = ("Box", "Discrete")
+    action_spaces: tuple[str, ...] = ("Box", "Discrete")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device '{device}' was asked for but this machine has no CUDA GPU; use --device cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ConfigError(f"unknown device '{device}'; use cpu, cuda or auto")
+    return torch.device(device)
 
 
 @torch.no_grad()
@@ -28,6 +62,19 @@ def rollout_values(policy, rollout) -> tuple[torch.Tensor, torch.Tensor]:
     )
     values = policy.value(both)
     return values[: T * N].reshape(T, N), values[T * N :].reshape(T, N)
+
+
+def observation_batch(observation, obs_shape: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, bool]:
+    """One observation or a batch as a float tensor [B, *obs_shape], and whether it was one."""
+    obs = torch.as_tensor(np.asarray(observation), dtype=torch.float32, device=device)
+    single = obs.shape == obs_shape
+    if single:
+        obs = obs.unsqueeze(0)
+    if tuple(obs.shape[1:]) != obs_shape:
+        raise EnvError(
+            f"predict got observations of shape {tuple(obs.shape)}; expected {obs_shape} or [B, *{obs_shape}]"
+        )
+    return obs, single
 
 
 def check_finite(algo, loss: torch.Tensor) -> None:

@@ -24,22 +24,21 @@ from typing import Any
 from pgrl.distributed.collector import (
     PendingCollector,
     RayCollector,
-    attach,
     concat_rollouts,
-    detach,
     envs_per_worker,
 )
 from pgrl.distributed.pool import MAX_RESTARTS, WorkerRestartWarning
 from pgrl.distributed.session import (
-    RAY_ALGOS,
     RayOptions,
     check_algorithm,
     check_cluster_cpus,
     import_ray,
     local_num_cpus,
     options_from_flags,
+    ray_algorithms,
     ray_session,
 )
+from pgrl.loops.collection import use_collector
 
 
 def configure(algo_name: str, env_id: str, options: RayOptions, preset: str, hparams: dict[str, Any],
@@ -50,11 +49,12 @@ def configure(algo_name: str, env_id: str, options: RayOptions, preset: str, hpa
     sizes and schedules see the real batch (M defaults to the config's n_envs / K, rounded up).
     a3c: n_workers becomes K and, with --envs-per-worker, n_envs (already per worker) becomes M.
     """
+    from pgrl.algos import ALGORITHMS
     from pgrl.config import load_preset, merge
 
     check_algorithm(algo_name, options)
     values = merge(load_preset(algo_name, env_id, preset), hparams)
-    if algo_name == "a3c":
+    if ALGORITHMS[algo_name].capabilities.ray == "gradients":  # gradient actors: one per worker
         layout = {"n_workers": options.num_workers}
         if options.envs_per_worker is not None:
             layout["n_envs"] = options.envs_per_worker
@@ -69,22 +69,21 @@ def build_model(algo_name: str, env_id: str, options: RayOptions, *, seed: int =
                 env_kwargs: dict | None = None, **hparams: Any):
     """The learner's model for a Ray run: built from one probe env, so the driver steps no envs itself."""
     from pgrl.algos import ALGORITHMS
+    from pgrl.algos.common import resolve_device
     from pgrl.envs.make import check_env_id, make_env
     from pgrl.errors import ConfigError
-    from pgrl.policies.actor_critic import check_spaces
 
     cls = ALGORITHMS.get(algo_name)
     if cls is None:
         raise ConfigError(f"unknown algorithm '{algo_name}'; choose one of: {', '.join(sorted(ALGORITHMS))}")
     check_env_id(env_id)
     values = configure(cls.name, env_id, options, preset, hparams, cls.config_class)
-    model = cls("MlpPolicy", env_id, seed=seed, device=device, preset=preset, env_backend=env_backend,
-                vectorization=vectorization, env_kwargs=env_kwargs, _build_env=False, **values)
-    probe = make_env(env_id, 1, backend=env_backend, device=model.device, env_kwargs=env_kwargs)
-    check_spaces(probe.single_observation_space, probe.single_action_space, model.name)
-    model._build(probe.single_observation_space, probe.single_action_space)
+    probe = make_env(env_id, 1, backend=env_backend, device=resolve_device(device), env_kwargs=env_kwargs)
+    model = cls.from_spaces(probe.single_observation_space, probe.single_action_space, env_id=env_id, seed=seed,
+                            device=device, preset=preset, env_backend=env_backend, vectorization=vectorization,
+                            env_kwargs=env_kwargs, **values)
     model.env = probe  # spaces and max_episode_steps for the learner; the actors own the envs that run
-    model.use_collector(PendingCollector())
+    use_collector(model, PendingCollector())
     return model
 
 
@@ -106,14 +105,14 @@ def learn_on_ray(model, options: RayOptions, total_timesteps: int | None = None,
 
     A Ray this process had already initialized is used and left running.
     """
-    algo_name = model.name
-    check_algorithm(algo_name, options)
+    check_algorithm(model.name, options)
     with session_for(options) as ray:
-        if algo_name == "a3c":
+        if model.capabilities.ray == "gradients":
             from pgrl.distributed.a3c import learn_a3c
 
             return learn_a3c(model, ray, options.staleness_bound, total_timesteps, progress_bar=progress_bar,
-                             log_dir=log_dir, callback=callback)
+                             log_dir=log_dir, callback=callback, checkpointer=checkpointer,
+                             resume_state=resume_state)
         per_worker = model.config.n_envs // options.num_workers
         if per_worker * options.num_workers != model.config.n_envs:
             from pgrl.errors import ConfigError
@@ -127,31 +126,29 @@ def learn_on_ray(model, options: RayOptions, total_timesteps: int | None = None,
         try:
             if isinstance(pending, PendingCollector) and pending.seed is not None:
                 collector.reset(seed=pending.seed)  # a resumed run: episodes that differ from the first ones
-            attach(model, collector)
+            use_collector(model, collector)
             kwargs: dict[str, Any] = {"log_dir": log_dir, "callback": callback}
             if checkpointer is not None or resume_state is not None:
                 kwargs.update(checkpointer=checkpointer, resume_state=resume_state)
             return model.learn(total_timesteps, progress_bar=progress_bar, **kwargs)
         finally:
-            detach(model)
+            use_collector(model, PendingCollector())
             collector.close()
 
 
 __all__ = [
     "MAX_RESTARTS",
     "PendingCollector",
-    "RAY_ALGOS",
     "RayCollector",
     "RayOptions",
     "WorkerRestartWarning",
-    "attach",
     "build_model",
     "concat_rollouts",
     "configure",
-    "detach",
     "import_ray",
     "learn_on_ray",
     "options_from_flags",
+    "ray_algorithms",
     "ray_session",
     "session_for",
 ]

@@ -145,21 +145,3 @@ class PendingCollector(NoEnvState):
         raise RuntimeError("this model collects on Ray: train it with pgrl.distributed.learn_on_ray")
 
     collect = collect_episodes = _not_started
-
-
-def attach(algo, collector: RayCollector) -> None:
-    """Make ``algo`` collect through ``collector`` and log its ``ray/*`` metrics with each update."""
-    algo.use_collector(collector)
-    update = type(algo).update.__get__(algo)
-
-    def update_and_report(rollout, progress_remaining: float):
-        metrics = update(rollout, progress_remaining)
-        metrics.update(collector.metrics())
-        return metrics
-
-    algo.update = update_and_report
-
-
-def detach(algo) -> None:
-    algo.__dict__.pop("update", None)
-    algo.use_collector(PendingCollector())

@@ -19,9 +19,6 @@ from pgrl.errors import ConfigError
 CONNECT_TIMEOUT_S = 3.0  # TCP probe of --address before Ray is asked to join
 JOIN_TIMEOUT_S = 3  # seconds ray.init may try to reach the head's GCS (Ray's default: about 20)
 GCS_WAIT_VARIABLE = "RAY_gcs_server_port_wait_time_s"  # read by ray.init when it connects
-#: algorithms the Ray backend runs: synchronous ones through RayCollector, a3c through pgrl.distributed.a3c
-SYNC_ALGOS = ("a2c", "ppo", "trpo", "vpg", "reinforce")
-RAY_ALGOS = (*SYNC_ALGOS, "a3c")
 
 
 def import_ray():
@@ -90,14 +87,25 @@ def options_from_flags(backend: str, num_workers: int | None, envs_per_worker: i
     return options
 
 
+def ray_algorithms() -> list[str]:
+    """Algorithms the Ray backend runs: rollout actors (synchronous ones) or gradient actors (a3c)."""
+    from pgrl.algos import ALGORITHMS
+
+    return [name for name, cls in ALGORITHMS.items() if cls.capabilities.ray is not None]
+
+
 def check_algorithm(algo_name: str, options: RayOptions) -> None:
-    if algo_name not in RAY_ALGOS:
-        hint = "use a2c (n-step batches) instead" if algo_name == "actor_critic" else "run it with --backend local"
+    from pgrl.algos import ALGORITHMS
+
+    cls = ALGORITHMS[algo_name]
+    if cls.capabilities.ray is None:
+        hint = "use a2c (n-step batches) instead" if cls.rollout_mode == "steps" else "run it with --backend local"
         raise ConfigError(
-            f"{algo_name} cannot run on --backend ray (it supports {', '.join(RAY_ALGOS)}); {hint}"
+            f"{algo_name} cannot run on --backend ray (it supports {', '.join(ray_algorithms())}); {hint}"
         )
-    if options.max_staleness is not None and algo_name != "a3c":
-        raise ConfigError(f"--max-staleness applies to a3c only, not {algo_name}; drop it")
+    if options.max_staleness is not None and cls.capabilities.ray != "gradients":
+        gradient_algos = [n for n, c in ALGORITHMS.items() if c.capabilities.ray == "gradients"]
+        raise ConfigError(f"--max-staleness applies to {', '.join(gradient_algos)} only, not {algo_name}; drop it")
 
 
 def parse_address(address: str) -> tuple[str, int]:

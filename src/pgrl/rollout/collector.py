@@ -3,7 +3,7 @@
 The per-step loop does only tensor work: no ``.item()``, no host copies.  Episode returns are
 tracked on the device and copied to the host once per rollout.  Values are *not* computed here:
 algorithms get V(obs) and V(next_obs) for the whole rollout in one batched pass
-(``pgrl.algos.base.rollout_values``), which is cheaper than a small forward per step.
+(``pgrl.algos.common.rollout_values``), which is cheaper than a small forward per step.
 """
 
 from __future__ import annotations
@@ -42,6 +42,10 @@ class Collector:
         self.obs = self.env.reset(seed=seed)
         self.episode_return.zero_()
         self.episode_length.zero_()
+
+    def metrics(self) -> dict[str, float]:
+        """The collector's own row entries (Ray's collector reports restarts and workers)."""
+        return {}
 
     # -- checkpoints --------------------------------------------------------------------------------
     def env_state(self) -> dict[str, torch.Tensor] | None:

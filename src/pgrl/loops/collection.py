@@ -1,0 +1,81 @@
+"""The rollout side of a run: an algorithm's env and collector, and their checkpoint state.
+
+Kept out of the algorithm classes: an algorithm owns its policy, optimizers and update, while
+where its data comes from (a local VecEnv, Ray actors) is decided by the runner that trains it.
+A collector has Collector's interface (collect, collect_episodes, reset, metrics, state
+tensors); pgrl.distributed's RayCollector is one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from pgrl.envs.base import VecEnv
+from pgrl.envs.make import make_env
+from pgrl.envs.normalize import RewardScaler
+from pgrl.rollout.collector import Collector
+from pgrl.rollout.storage import Rollout
+
+
+def make_algo_env(algo) -> VecEnv:
+    """``config.n_envs`` copies of ``algo.env_id`` with the algorithm's backend, vectorization and kwargs."""
+    return make_env(algo.env_id, algo.config.n_envs, seed=None, backend=algo.env_backend,
+                    vectorization=algo.vectorization, device=algo.device, env_kwargs=algo.env_kwargs)
+
+
+def collector_for(algo):
+    """``algo``'s collector, made on first use: a Collector over ``algo.env`` (made if needed), its
+    observation normalizer, a reward scaler when ``normalize_reward``, reset with seed * 1000."""
+    if algo._collector is None:
+        if algo.env is None:
+            algo.env = make_algo_env(algo)
+        c = algo.config
+        scaler = (RewardScaler(algo.env.num_envs, c.gamma, clip=c.clip_reward or 10.0).to(algo.device)
+                  if c.normalize_reward else None)
+        algo._collector = Collector(algo.env, algo.policy, algo.obs_normalizer, scaler,
+                                    sde_sample_freq=c.sde_sample_freq, clip_reward=c.clip_reward)
+        algo._collector.reset(seed=algo.seed * 1000)
+    return algo._collector
+
+
+def use_collector(algo, collector) -> None:
+    """Collect through ``collector`` from now on (None: back to a local Collector on ``algo.env``)."""
+    algo._collector = collector
+
+
+def collect(algo) -> Rollout:
+    """One rollout: ``rollout_steps()`` steps of every env, or one whole episode of each ("episodes" mode)."""
+    collector = collector_for(algo)
+    if algo.rollout_mode == "episodes":
+        return collector.collect_episodes(algo.env.max_episode_steps or 10_000)
+    return collector.collect(algo.rollout_steps())
+
+
+def rollout_steps_taken(algo, rollout: Rollout) -> int:
+    """Env steps a rollout adds to the budget (valid steps only in "episodes" mode)."""
+    return rollout.n_steps * rollout.num_envs if algo.rollout_mode == "steps" else int(rollout.valid.sum())
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+
+
+def rollout_state(algo) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(JSON, tensors) of the rollout side for a checkpoint: the collector's obs, episode sums,
+    reward scaler and native env state; nothing when no collector was made (hogwild runs)."""
+    collector = algo._collector
+    if collector is None:
+        return {"env_restorable": False}, {}
+    return {"env_restorable": collector.env_state() is not None}, collector.state_tensors()
+
+
+def load_rollout_state(algo, tensors: dict[str, torch.Tensor]) -> None:
+    """Inverse of ``rollout_state`` for runners that collect in this process."""
+    if algo.capabilities.runner != "synchronous":
+        return  # workers make their own envs and start fresh episodes
+    collector = collector_for(algo)
+    if not collector.load_state_tensors(tensors):
+        # A Gymnasium env cannot be put back mid-episode: start fresh episodes from a seed
+        # that depends on the step, so a resumed run does not replay its first episodes.
+        collector.reset(seed=algo.seed * 1000 + algo.num_timesteps)
