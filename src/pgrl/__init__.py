@@ -1,7 +1,7 @@
 """pgrl: fast on-policy policy-gradient and actor-critic reinforcement learning in PyTorch."""
 
 from pgrl.algos import A2C, A3C, ALGORITHMS, PPO, REINFORCE, TRPO, VPG, ActorCritic, Algorithm
-from pgrl.envs.make import make_env
+from pgrl.envs.make import make_env, make_vec_env
 from pgrl.errors import PGRLError
 from pgrl.evaluation import evaluate_policy
 
@@ -20,4 +20,5 @@ __all__ = [
     "PGRLError",
     "evaluate_policy",
     "make_env",
+    "make_vec_env",
 ]

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import torch
 
-from pgrl.envs.base import VecEnv
-from pgrl.envs.make import make_env
+from pgrl.envs.make import describe_env_kind, to_vec_env
+from pgrl.errors import EnvError
 
 
 @torch.no_grad()
 def evaluate_policy(
     model,
-    env: str | VecEnv | None = None,
+    env=None,
     n_eval_episodes: int = 10,
     deterministic: bool = True,
     seed: int | None = None,
@@ -20,40 +21,60 @@ def evaluate_policy(
     return_episode_rewards: bool = False,
     max_steps: int = 100_000,
 ):
-    """Run ``n_eval_episodes`` episodes (one per environment copy, all stepped together).
+    """Run ``n_eval_episodes`` episodes and return (mean, std) of their returns, or (returns,
+    lengths) lists with ``return_episode_rewards``, like Stable-Baselines3.
 
-    ``env`` is an id (default: the model's), or a VecEnv whose copies each play one episode.
-    Returns (mean, std) of the episode returns, or (returns, lengths) lists with
-    return_episode_rewards, like Stable-Baselines3.  Evaluation seeds default to
-    10**6 + model seed, away from the training seeds (seed * 1000 + i).
+    ``env``: an id or a factory (default: what the model was made from) gets one copy per
+    episode, all stepped together; a gym.Env, a Gymnasium VectorEnv or a pgrl VecEnv is used as
+    it is, copy i playing episodes i, i + N, ... (SB3's split).  Evaluation seeds default to
+    10**6 + model seed, away from the training seeds (seed * 1000 + i).  ``max_steps`` caps each
+    episode.
     """
-    env_id = env if isinstance(env, str) else model.env_id
-    own_env = not isinstance(env, VecEnv)
-    vec = make_env(env_id, n_eval_episodes, backend=backend, device=model.device) if own_env else env
+    if env is None:
+        env = getattr(model, "env_source", None) or model.env_id
+        if isinstance(env, str) and env not in gym.registry:
+            raise EnvError(f"{model.env_id} is not a registered id (the model was made from an env instance); "
+                           "pass the env to evaluate on: evaluate_policy(model, env)")
+    kind = describe_env_kind(env)
+    if kind is None:
+        raise EnvError(f"evaluate_policy needs an env id, a gymnasium env or a pgrl VecEnv, not {type(env).__name__}")
+    own_env = kind in ("id", "factory", "instance", "vector")
+    copies = n_eval_episodes if kind in ("id", "factory") else 1
+    vec = to_vec_env(env, copies, backend=backend, device=model.device) if own_env else env
     try:
         obs = vec.reset(seed=10**6 + model.seed if seed is None else seed)
         n = vec.num_envs
-        returns = torch.zeros(n, dtype=torch.float64, device=vec.device)
-        lengths = torch.zeros(n, dtype=torch.int64, device=vec.device)
-        ended = torch.zeros(n, dtype=torch.bool, device=vec.device)
-        cap = min(vec.max_episode_steps or max_steps, max_steps)
+        targets = torch.tensor([(n_eval_episodes + i) // n for i in range(n)], device=vec.device)
+        counts = torch.zeros(n, dtype=torch.int64, device=vec.device)
+        running = torch.zeros(n, dtype=torch.float64, device=vec.device)
+        running_len = torch.zeros(n, dtype=torch.int64, device=vec.device)
+        episodes: list[tuple[int, int, float, int]] = []  # (episode of its copy, copy, return, length)
+        cap = min(vec.max_episode_steps or max_steps, max_steps) * int(targets.max())
         was_training = model.policy.training
         model.policy.eval()
         for t in range(cap):
             actions, _ = model.policy.act(model.normalize_obs(obs), deterministic=deterministic)
             step = vec.step(model.policy.to_env(actions))
-            live = ~ended
-            returns += step.rewards.double() * live
-            lengths += live.long()
-            ended |= step.terminated | step.truncated
+            live = counts < targets
+            running += step.rewards.double()
+            running_len += 1
+            done = (step.terminated | step.truncated | (running_len >= max_steps)) & live
+            if bool(done.any()):  # one host copy per step with an episode end
+                ended = done.nonzero().flatten()
+                episodes += zip(counts[ended].tolist(), ended.tolist(), running[ended].tolist(),
+                                running_len[ended].tolist(), strict=True)
+                counts += done.long()
+            running.masked_fill_(step.terminated | step.truncated, 0.0)
+            running_len.masked_fill_(step.terminated | step.truncated, 0)
             obs = step.obs
-            if t % 16 == 15 and bool(ended.all()):
+            if t % 16 == 15 and bool((counts >= targets).all()):
                 break
         model.policy.train(was_training)
     finally:
         if own_env:
             vec.close()
-    episode_returns = returns.cpu().numpy()
+    episodes.sort()  # copy order within each round, as SB3 lists them
+    returns, lengths = [e[2] for e in episodes], [e[3] for e in episodes]
     if return_episode_rewards:
-        return episode_returns.tolist(), lengths.cpu().numpy().tolist()
-    return float(np.mean(episode_returns)), float(np.std(episode_returns))
+        return returns, lengths
+    return float(np.mean(returns)), float(np.std(returns))

@@ -2,7 +2,8 @@
 
 Workers are spawned processes; a worker that is killed or raises must make ``learn`` raise a
 ``TrainingError`` naming the worker within 10 s, and every worker process must be gone (reaped)
-afterwards.  Also: Ctrl-C in the parent, shared optimizer state, and a save/load round trip.
+afterwards.  Also: Ctrl-C in the parent, shared optimizer state, a save/load round trip, and a
+checkpoint round trip (shared model and shared optimizer moments; still shared after loading).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 import torch
 
 import pgrl
+from pgrl.checkpoint import Checkpointer, checkpoint_files, load_checkpoint, read_model_file
 from pgrl.errors import TrainingError
 from pgrl.optim import SharedAdam, SharedRMSprop
 
@@ -151,3 +153,42 @@ def test_optimizer_state_is_shared_with_worker_processes(cls):
     moment = state["exp_avg"] if cls is SharedAdam else state["square_avg"]
     assert torch.all(moment > 0)
     assert not torch.equal(before, model.weight)
+
+
+def test_checkpoint_round_trip_keeps_the_optimizer_state_in_shared_memory(tmp_path):
+    """Checkpoints written while workers run all load; the final one restores parameters and both
+    optimizers' moments and step counts exactly, into shared memory that new workers then step."""
+    kwargs = {**SMALL, "vf_learning_rate": 1e-3, "vf_optimizer": "rmsprop"}
+    model = pgrl.A3C("MlpPolicy", "CartPole-v1", seed=8, **kwargs)
+    model.learn(1_000, checkpointer=Checkpointer(tmp_path, every=300, keep=10))
+    files = checkpoint_files(tmp_path)
+    assert len(files) >= 3 and files[-1][0] == model.num_timesteps  # periodic ones, then the final one
+    for _, path in files:
+        header, _ = read_model_file(path)
+        assert header["kind"] == "checkpoint" and header["algo"] == "a3c"
+
+    loaded = pgrl.A3C("MlpPolicy", "CartPole-v1", seed=99, **kwargs)
+    state = load_checkpoint(loaded, files[-1][1])
+    assert loaded.num_timesteps == model.num_timesteps and state["start_step"] == 0
+    for (name, a), b in zip(model.policy.state_dict().items(), loaded.policy.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+        assert b.is_shared(), name
+    assert set(loaded.optimizers()) == {"optimizer", "vf_optimizer"}
+    assert isinstance(loaded.vf_optimizer, SharedRMSprop) and isinstance(loaded.optimizer, SharedAdam)
+    for name, optimizer in model.optimizers().items():
+        mine = getattr(loaded, name)
+        for p, q in zip(optimizer.param_groups[0]["params"], mine.param_groups[0]["params"], strict=True):
+            saved, restored = optimizer.state[p], mine.state[q]
+            assert set(saved) == set(restored) and float(restored["step"]) > 0
+            for key, value in saved.items():
+                assert torch.equal(value, restored[key]), (name, key)
+                assert restored[key].is_shared(), (name, key)
+
+    # New workers step the loaded (shared) state: the parent sees their step counts and moments.
+    first = loaded.optimizer.param_groups[0]["params"][0]
+    steps_before = float(loaded.optimizer.state[first]["step"])
+    moment_before = loaded.optimizer.state[first]["exp_avg"].clone()
+    loaded.learn(400)
+    per_update = SMALL["n_envs"] * SMALL["n_steps"]
+    assert float(loaded.optimizer.state[first]["step"]) >= steps_before + 400 // per_update
+    assert not torch.equal(moment_before, loaded.optimizer.state[first]["exp_avg"])

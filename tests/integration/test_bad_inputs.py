@@ -87,7 +87,6 @@ CLI_CASES = [
         "--checkpoint-every must be a positive whole number",
     ),
     (["train", "ppo", "CartPole-v1", "--keep-checkpoints", "0"], "--keep-checkpoints must be at least 1, got 0"),
-    (["train", "a3c", "CartPole-v1", "--checkpoint-every", "100"], "a3c cannot write checkpoints"),
     (["train", "ppo", "CartPole-v1", "--config", "{root}"], "cannot be read (Is a directory)"),
     (["train"], "pgrl train needs ALGO and ENV_ID"),
     (["train", "ppo", "CartPole-v1", "--resume", "{with}"], "--resume RUN_DIR takes no ALGO or ENV_ID"),
@@ -137,7 +136,9 @@ def _load_into(path_key: str, target):
 # (callable of the fixture, error class, message)
 API_CASES = [
     ("policy name", lambda r: PPO("CnnPolicy", "CartPole-v1"), ConfigError, "policy 'CnnPolicy' is not available"),
-    ("env type", lambda r: PPO("MlpPolicy", 42), EnvError, "env must be a Gymnasium id or a pgrl VecEnv, not int"),
+    ("env type", lambda r: PPO("MlpPolicy", 42), EnvError,
+     "env must be a Gymnasium id, a gymnasium.Env, a gymnasium VectorEnv, a callable returning a gymnasium.Env "
+     "or a pgrl VecEnv, not int"),
     (
         "zero budget",
         lambda r: A2C("MlpPolicy", "CartPole-v1", device="cpu").learn(0),

@@ -51,9 +51,6 @@ def _closed_port() -> int:
          "use a2c (n-step batches) instead"),
         (["ppo", "CartPole-v1", "--backend", "ray", "--max-staleness", "3"],
          "pgrl: error: --max-staleness applies to a3c only, not ppo; drop it"),
-        (["a3c", "CartPole-v1", "--backend", "ray", "--checkpoint-every", "1000"],
-         "pgrl: error: a3c cannot write checkpoints (its Hogwild workers have no resumable state); "
-         "drop --checkpoint-every or use a2c"),
     ],
 )
 def test_bad_ray_flags_end_in_one_sentence(capsys, tmp_path, args, message):

@@ -17,12 +17,12 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
-from pgrl.algos.common import Capabilities, Metrics, make_optimizer, observation_batch, resolve_device
+from pgrl.algos import common
+from pgrl.algos.common import Capabilities, Metrics
 from pgrl.config import AlgoConfig, build_config, load_preset, make_schedule, merge
-from pgrl.envs.base import VecEnv
-from pgrl.envs.make import check_env_id
+from pgrl.envs.make import env_name
 from pgrl.envs.normalize import ObsNormalizer
-from pgrl.errors import ConfigError, EnvError
+from pgrl.errors import ConfigError
 from pgrl.policies.actor_critic import ActorCriticPolicy, check_spaces
 
 
@@ -38,31 +38,31 @@ class Algorithm(abc.ABC):
         if "name" in cls.__dict__:
             Algorithm.registry[cls.name] = cls
 
-    def __init__(self, policy: str = "MlpPolicy", env: str | VecEnv = "CartPole-v1", *, seed: int = 0,
+    def __init__(self, policy: str = "MlpPolicy", env: Any = "CartPole-v1", *, seed: int = 0,
                  device: str | torch.device = "auto", env_backend: str = "auto", vectorization: str = "sync",
                  preset: str = "default", env_kwargs: dict | None = None, verbose: int = 0, **hparams: Any):
-        if not isinstance(env, str | VecEnv):
-            raise EnvError(f"env must be a Gymnasium id or a pgrl VecEnv, not {type(env).__name__}; try make_env()")
-        env_id = env if isinstance(env, str) else env.env_id
-        self._configure(policy, env_id, seed, device, env_backend, vectorization, preset, env_kwargs, verbose,
-                        hparams, from_preset=isinstance(env, str))
-        from pgrl.loops.collection import make_algo_env
+        """``env``: a registered id (with its preset), a gym.Env, a Gymnasium VectorEnv, a callable
+        returning a gym.Env, or a pgrl VecEnv (see pgrl.envs.make.to_vec_env)."""
+        from pgrl.loops.collection import env_argument, make_algo_env
 
-        self.env = env if isinstance(env, VecEnv) else make_algo_env(self)
+        kind, hparams = env_argument(env, hparams)
+        self._configure(policy, env_name(env), seed, device, env_backend, vectorization, preset, env_kwargs, verbose,
+                        hparams, from_preset=kind == "id")
+        self.env_source = env if kind in ("id", "factory") else None  # what more copies can be made from
+        self.env = make_algo_env(self, env)
+        self.env_id = self.env.env_id  # a factory's env is named once it exists
         self._build(self.env.single_observation_space, self.env.single_action_space)
 
     @classmethod
     def from_spaces(cls, observation_space, action_space, *, env_id: str, seed: int = 0,
                     device: str | torch.device = "auto", env_backend: str = "auto", vectorization: str = "sync",
                     preset: str = "default", env_kwargs: dict | None = None, **hparams: Any) -> Algorithm:
-        """A model for these spaces without creating an env (checkpoint loading, Ray learners).
-
-        ``env`` stays None until training needs it; then it is made from ``env_id``.
-        """
+        """A model for these spaces without an env (checkpoint loading, Ray); one is made from
+        ``env_id`` when training needs it."""
         self = cls.__new__(cls)
         self._configure("MlpPolicy", env_id, seed, device, env_backend, vectorization, preset, env_kwargs, 0,
                         hparams, from_preset=True)
-        self.env = None
+        self.env, self.env_source = None, env_id
         self._build(observation_space, action_space)
         return self
 
@@ -70,13 +70,11 @@ class Algorithm(abc.ABC):
                    hparams, from_preset: bool) -> None:
         if policy != "MlpPolicy":
             raise ConfigError(f"policy '{policy}' is not available; pgrl's policy is 'MlpPolicy'")
-        if from_preset:
-            check_env_id(env_id)
         self.env_id = env_id
         values = merge(load_preset(self.name, env_id, preset) if from_preset else {}, hparams)
         self.config = build_config(self.config_class, self.name, values)
         self.seed, self.verbose = int(seed), verbose
-        self.device = resolve_device(device)
+        self.device = common.resolve_device(device)
         if self.device.type not in self.capabilities.devices:
             raise ConfigError(f"{self.name} runs on {' or '.join(self.capabilities.devices)}, not {self.device}; "
                               f"use --device {self.capabilities.devices[0]}")
@@ -102,23 +100,32 @@ class Algorithm(abc.ABC):
         """Create optimizers and any algorithm state."""
 
     def make_optimizer(self, params, lr: float, kind: str | None = None) -> torch.optim.Optimizer:
-        return make_optimizer(params, lr, kind or self.config.optimizer)
+        return common.make_optimizer(params, lr, kind or self.config.optimizer)
+
     # -- training -----------------------------------------------------------------------------
     def rollout_steps(self) -> int:
         """Steps of every env per rollout in "steps" mode."""
         return self.config.n_steps
 
+    # The env and collector of a run live in pgrl.loops.collection; these are the facade's names.
     def collector(self):
-        """The collector this model trains with (made on first use; see pgrl.loops.collection)."""
-        from pgrl.loops.collection import collector_for
+        from pgrl.loops import collection
 
-        return collector_for(self)
+        return collection.collector_for(self)
 
     def collect(self):
-        """One rollout from ``collector()`` (whole episodes in "episodes" mode)."""
-        from pgrl.loops.collection import collect
+        from pgrl.loops import collection
 
-        return collect(self)
+        return collection.collect(self)
+
+    def get_env(self):
+        return self.env  # a pgrl VecEnv
+
+    def set_env(self, env) -> None:
+        """Train on ``env`` from now on (any env argument; its spaces must be this model's)."""
+        from pgrl.loops import collection
+
+        collection.set_env(self, env)
 
     @abc.abstractmethod
     def update(self, rollout, progress_remaining: float) -> Metrics:
@@ -127,13 +134,10 @@ class Algorithm(abc.ABC):
     def learn(self, total_timesteps: int | None = None, *, progress_bar: bool = False,
               log_dir: str | Path | None = None, callback=None, checkpointer=None,
               resume_state: dict[str, Any] | None = None) -> Algorithm:
-        """Train for ``total_timesteps`` env steps (default: the preset's n_timesteps) with this
-        class's runner (``capabilities.runner``).
-
-        ``checkpointer`` (a ``pgrl.checkpoint.Checkpointer``) writes training checkpoints;
-        ``resume_state`` is what ``pgrl.checkpoint.load_checkpoint`` returned, to continue a run
-        (``total_timesteps`` then counts from the resumed run's start).
-        """
+        """Train for ``total_timesteps`` env steps (default: the preset's n_timesteps) with the
+        runner of ``capabilities.runner``.  ``checkpointer``: a pgrl.checkpoint.Checkpointer;
+        ``resume_state``: what pgrl.checkpoint.load_checkpoint returned (the budget then counts
+        from the resumed run's start)."""
         from pgrl.loops import run
 
         run(self, self.budget(total_timesteps), log_dir=log_dir, progress_bar=progress_bar, callback=callback,
@@ -142,12 +146,7 @@ class Algorithm(abc.ABC):
 
     def budget(self, total_timesteps: int | None) -> int:
         """The env steps to train: ``total_timesteps``, else the preset's n_timesteps (ConfigError if neither)."""
-        total = total_timesteps if total_timesteps is not None else self.config.n_timesteps
-        if total is None:
-            raise ConfigError(f"{self.name} needs total_timesteps: this preset sets no n_timesteps")
-        if int(total) <= 0:
-            raise ConfigError(f"total_timesteps must be positive, got {total}")
-        return int(total)
+        return common.training_budget(self.name, total_timesteps, self.config.n_timesteps)
 
     # -- inference ----------------------------------------------------------------------------
     def normalize_obs(self, obs: torch.Tensor) -> torch.Tensor:
@@ -156,7 +155,7 @@ class Algorithm(abc.ABC):
     @torch.no_grad()
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         """Actions for one observation or a batch, as numpy (SB3's ``(actions, state)`` pair)."""
-        obs, single = observation_batch(observation, tuple(self.observation_space.shape or ()), self.device)
+        obs, single = common.observation_batch(observation, tuple(self.observation_space.shape or ()), self.device)
         actions, _ = self.policy.act(self.normalize_obs(obs), deterministic=deterministic)
         actions = self.policy.to_env(actions).cpu().numpy()
         return (actions[0] if single else actions), None
@@ -168,7 +167,7 @@ class Algorithm(abc.ABC):
         return save_model(self, Path(path))
 
     @classmethod
-    def load(cls, path: str | Path, env: str | VecEnv | None = None, device: str = "auto", **overrides):
+    def load(cls, path: str | Path, env: Any = None, device: str = "auto", **overrides):
         from pgrl.checkpoint import load_model
 
         return load_model(cls, Path(path), env=env, device=device, overrides=overrides)

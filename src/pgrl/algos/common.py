@@ -64,6 +64,16 @@ def rollout_values(policy, rollout) -> tuple[torch.Tensor, torch.Tensor]:
     return values[: T * N].reshape(T, N), values[T * N :].reshape(T, N)
 
 
+def training_budget(name: str, total_timesteps: int | None, n_timesteps: int | None) -> int:
+    """``total_timesteps``, else the preset's ``n_timesteps``; ConfigError if neither or not positive."""
+    total = total_timesteps if total_timesteps is not None else n_timesteps
+    if total is None:
+        raise ConfigError(f"{name} needs total_timesteps: this preset sets no n_timesteps")
+    if int(total) <= 0:
+        raise ConfigError(f"total_timesteps must be positive, got {total}")
+    return int(total)
+
+
 def observation_batch(observation, obs_shape: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, bool]:
     """One observation or a batch as a float tensor [B, *obs_shape], and whether it was one."""
     obs = torch.as_tensor(np.asarray(observation), dtype=torch.float32, device=device)

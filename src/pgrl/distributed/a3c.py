@@ -16,17 +16,17 @@ they were taken); the worker gets fresh weights.  Logged per row: ``async/stalen
 ``async/staleness_max`` of the applied gradients, ``async/dropped`` (total), ``ray/restarts``.
 
 A lost actor (killed, crashed node) is restarted by Ray and its call sent again with the
-newest weights; no gradient is lost silently.  Stops at the budget, at ``target_return`` (mean
-of the last 100 training episodes) or when the callback returns False.  Like in-process a3c,
-it writes no checkpoints.
+newest weights; no gradient is lost silently.  The learner is a runner over RunLog (pgrl.loops.rows):
+it stops at the budget, at ``target_return`` (mean of the last 100 training episodes) or when
+the callback returns False, and writes checkpoints (model and optimizer moments) when they are
+due; a resumed run continues from one with fresh actors and episodes.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections import deque
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -35,8 +35,8 @@ from pgrl.distributed.collector import worker_spec
 from pgrl.distributed.pool import WorkerGroup
 from pgrl.distributed.workers import Gradients, GradientWorker
 from pgrl.errors import TrainingError
+from pgrl.loops.rows import RunLog
 
-TARGET_WINDOW = 100
 WAIT_S = 0.25
 
 
@@ -45,11 +45,14 @@ def weights_of(model) -> dict:
 
 
 class _Rows:
-    """Metrics since the last row, and the running counters."""
+    """Metrics of the gradients applied since the last row."""
 
     def __init__(self):
-        self.sums: dict[str, float] = {}
         self.keys: list[str] = []
+        self.clear()
+
+    def clear(self) -> None:
+        self.sums: dict[str, float] = {}
         self.updates = 0
         self.staleness: list[int] = []
 
@@ -61,36 +64,29 @@ class _Rows:
         self.updates += 1
         self.staleness.append(staleness)
 
-    def take(self) -> dict[str, float]:
+    def summary(self) -> dict[str, float]:
         row = {key: self.sums.get(key, math.nan) / max(self.updates, 1) for key in self.keys}
         row["async/staleness_mean"] = sum(self.staleness) / len(self.staleness) if self.staleness else math.nan
         row["async/staleness_max"] = float(max(self.staleness)) if self.staleness else math.nan
-        self.sums, self.updates, self.staleness = {}, 0, []
         return row
 
 
 def learn_a3c(model, ray, max_staleness: int, total_timesteps: int | None = None, *, progress_bar: bool = False,
-              log_dir: str | Path | None = None, callback=None):
+              log_dir: str | Path | None = None, callback=None, checkpointer=None,
+              resume_state: dict[str, Any] | None = None):
     """Train ``model`` (an A3C) with ``model.config.n_workers`` Ray actors; see the module docstring."""
-    from pgrl.logging import RunLogger
-
-    total, c, start = model.budget(total_timesteps), model.config, model.num_timesteps
-    target = start + total
+    c = model.config
+    log = RunLog(model, model.budget(total_timesteps), log_dir=log_dir, progress_bar=progress_bar,
+                 callback=callback, checkpointer=checkpointer, resume_state=resume_state,
+                 target_return=getattr(c, "target_return", None))
     params = list(model.policy.parameters())
-    schedules = model.schedules()
-    logger = RunLogger(log_dir, total, progress_bar, initial_step=start)
-    returns: deque[float] = deque(maxlen=TARGET_WINDOW)
-    lengths: deque[int] = deque(maxlen=TARGET_WINDOW)
-    episodes, elapsed_before = getattr(model, "num_episodes", 0), getattr(model, "train_seconds", 0.0)
-    log_every = max(1, total // 200)
+    optimizers, schedules = model.optimizer_list(), model.schedules()
     rows = _Rows()
-    version, dropped, steps = 0, 0, start
-    started = time.perf_counter()
-    last_row_step, last_row_time = start, started
+    version, dropped = 0, 0
     group = None
     model.policy.train()
     try:
-        group = WorkerGroup(ray, GradientWorker, worker_spec(model, c.n_envs), c.n_workers, "a3c")
+        group = WorkerGroup(ray, GradientWorker, worker_spec(model, c.n_envs), c.n_workers, model.name)
         model.worker_pids = list(group.pids)
         weights = ray.put(weights_of(model))
         pending = {group.submit(rank, "compute", weights, version) for rank in range(c.n_workers)}
@@ -116,59 +112,35 @@ def learn_a3c(model, ray, max_staleness: int, total_timesteps: int | None = None
                 if staleness > max_staleness:
                     dropped += 1
                 else:
-                    progress_remaining = max(0.0, 1.0 - (steps - start) / total)
-                    for optimizer, schedule in zip(model.optimizers, schedules, strict=True):
+                    progress_remaining = log.progress_remaining()
+                    for optimizer, schedule in zip(optimizers, schedules, strict=True):
                         set_learning_rate(optimizer, schedule(progress_remaining))
                     for param, grad in zip(params, result.grads, strict=True):
                         param.grad = grad
-                    for optimizer in model.optimizers:
+                    for optimizer in optimizers:
                         optimizer.step()
                     version += 1
-                    result.metrics["train/learning_rate"] = model.optimizers[0].param_groups[0]["lr"]
+                    result.metrics["train/learning_rate"] = optimizers[0].param_groups[0]["lr"]
                     rows.add(result.metrics, staleness)
-                steps += result.steps
-                returns.extend(result.episode_returns)
-                lengths.extend(result.episode_lengths)
-                episodes += len(result.episode_returns)
-            model.num_timesteps = steps
-            if steps >= target:
-                stop = True
-            if c.target_return is not None and len(returns) == TARGET_WINDOW and _mean(returns) >= c.target_return:
-                stop = True
-            if (steps - last_row_step >= log_every and rows.keys) or (stop and rows.keys):
-                now = time.perf_counter()
-                row = rows.take()
-                row.update({
-                    "async/dropped": float(dropped),
-                    "ray/restarts": float(group.restarts),
-                    "rollout/ep_return_mean": _mean(returns),
-                    "rollout/ep_length_mean": _mean(lengths),
-                    "rollout/episodes": episodes,
-                    "time/elapsed": elapsed_before + now - started,
-                    "time/sps": (steps - last_row_step) / max(now - last_row_time, 1e-9),
-                })
-                logger.log(steps, row)
-                last_row_step, last_row_time = steps, now
-                if callback is not None and callback(model, row) is False:
-                    stop = True
+                model.num_timesteps += result.steps
+                log.add_episodes(result.episode_returns, result.episode_lengths)
+            if answered and not all(torch.isfinite(p).all() for p in params):
+                raise TrainingError(f"a3c parameters became non-finite at step {model.num_timesteps}; lower "
+                                    "learning_rate or max_grad_norm, or turn on normalize_reward")
+            metrics = None
+            if rows.keys:  # rows wait for the first applied gradient: the CSV's columns come from it
+                metrics = {**rows.summary(), "async/dropped": float(dropped), "ray/restarts": float(group.restarts)}
+            stop = not log.step(metrics) or log.done
+            if log.last_row_step == model.num_timesteps:
+                rows.clear()
             if not stop and answered:
-                if not all(torch.isfinite(p).all() for p in params):
-                    raise TrainingError(f"a3c parameters became non-finite at step {steps}; lower learning_rate "
-                                        "or max_grad_norm, or turn on normalize_reward")
                 weights = ray.put(weights_of(model))  # once, for every actor that answered
                 pending.update(group.submit(rank, "compute", weights, version) for rank in answered)
     finally:
         if group is not None:
             group.close()
-        model.num_timesteps = steps
-        model.num_episodes = episodes
-        model.train_seconds = elapsed_before + time.perf_counter() - started
         model.async_stats = {"version": version, "dropped": dropped,
                              "restarts": group.restarts if group is not None else 0}
         model.policy.eval()
-        logger.close()
+        log.close()
     return model
-
-
-def _mean(values) -> float:
-    return float(sum(values) / len(values)) if values else math.nan

@@ -1,9 +1,15 @@
 """Gymnasium vector environments behind pgrl's tensor VecEnv interface.
 
 This is the only place numpy meets the rest of pgrl: observations, rewards and flags of all N
-copies are converted once per step.  The vector env runs in Gymnasium's SAME_STEP autoreset mode,
-so the observation an episode ended on arrives with the step (``info["final_obs"]``) and a
-truncated step can bootstrap from it.
+copies are converted once per step.  pgrl's contract is Gymnasium's SAME_STEP autoreset: the
+observation an episode ended on arrives with the step (``final_obs``) and ``obs`` is already the
+next episode's first one, so a truncated step can bootstrap and no step is a reset step.
+
+Vector envs pgrl builds run in SAME_STEP mode.  A vector env the user built keeps its mode:
+SAME_STEP passes through; NEXT_STEP (Gymnasium's default) and DISABLED are served by resetting
+the finished copies right after the step with ``reset(options={"reset_mask": done})``, so the
+NEXT_STEP reset step (action ignored, reward 0) never happens and is never stored.  A vector env
+in another mode that cannot reset part of its copies is refused with one sentence.
 """
 
 from __future__ import annotations
@@ -15,21 +21,36 @@ import numpy as np
 import torch
 
 from pgrl.envs.base import Step, VecEnv
+from pgrl.errors import EnvError
+
+SAME_STEP = gym.vector.AutoresetMode.SAME_STEP
 
 
 class GymVecEnv(VecEnv):
     def __init__(
         self,
-        env_fns: list[Callable[[], gym.Env]],
+        env_fns: list[Callable[[], gym.Env]] | gym.vector.VectorEnv,
         env_id: str,
         vectorization: str = "sync",
         device: torch.device | str = "cpu",
     ):
-        mode = gym.vector.AutoresetMode.SAME_STEP
-        if vectorization == "async":
-            self.vec = gym.vector.AsyncVectorEnv(env_fns, shared_memory=True, autoreset_mode=mode)
+        """``env_fns``: factories (pgrl builds a SAME_STEP Sync/Async vector env of them) or a
+        vector env already built, used as it is."""
+        if isinstance(env_fns, gym.vector.VectorEnv):
+            self.vec = env_fns
+        elif vectorization == "async":
+            self.vec = gym.vector.AsyncVectorEnv(env_fns, shared_memory=True, autoreset_mode=SAME_STEP)
         else:
-            self.vec = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=mode)
+            self.vec = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=SAME_STEP)
+        mode = self.vec.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
+        self._masked_resets = mode != SAME_STEP
+        partial_resets = isinstance(self.vec, gym.vector.SyncVectorEnv | gym.vector.AsyncVectorEnv)
+        if self._masked_resets and not partial_resets:
+            raise EnvError(
+                f"the vector env {type(self.vec).__name__} autoresets in {getattr(mode, 'value', mode)} mode and "
+                "cannot reset some of its copies; build it with "
+                "autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP or pass a factory of single envs instead"
+            )
         self.env_id = env_id
         self.num_envs = self.vec.num_envs
         self.single_observation_space = self.vec.single_observation_space
@@ -37,6 +58,9 @@ class GymVecEnv(VecEnv):
         self.device = torch.device(device)
         spec = self.vec.spec if getattr(self.vec, "spec", None) is not None else None
         self.max_episode_steps = getattr(spec, "max_episode_steps", None)
+        if self.max_episode_steps is None and isinstance(self.vec, gym.vector.SyncVectorEnv):
+            first = self.vec.envs[0].spec
+            self.max_episode_steps = getattr(first, "max_episode_steps", None)
         self._discrete_actions = isinstance(self.single_action_space, gym.spaces.Discrete)
 
     def _obs(self, obs: np.ndarray) -> torch.Tensor:
@@ -53,7 +77,13 @@ class GymVecEnv(VecEnv):
             actions_np = actions_np.astype(np.int64)
         obs, rewards, terminated, truncated, info = self.vec.step(actions_np)
         final_obs = obs
-        if "_final_obs" in info and info["_final_obs"].any():
+        if self._masked_resets:
+            done = np.logical_or(terminated, truncated)
+            if done.any():
+                final_obs = np.array(obs, copy=True)
+                reset_obs, _ = self.vec.reset(options={"reset_mask": done})
+                obs = np.where(done.reshape(-1, *([1] * (np.ndim(obs) - 1))), reset_obs, obs)
+        elif "_final_obs" in info and info["_final_obs"].any():
             final_obs = np.array(obs, copy=True)
             for i in np.flatnonzero(info["_final_obs"]):
                 final_obs[i] = info["final_obs"][i]

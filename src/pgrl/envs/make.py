@@ -1,9 +1,16 @@
-"""make_env: an environment id (or instance) to a VecEnv that speaks torch tensors."""
+"""Every kind of environment a user has, as one VecEnv that speaks torch tensors.
+
+``to_vec_env`` takes a registered id (pgrl's native batched env when it has one), a pgrl VecEnv,
+a ``gym.Env`` instance (one copy, its wrappers kept), a Gymnasium ``VectorEnv`` (sync, async or
+an env's own vectorized class; any autoreset mode, see pgrl.envs.gym_adapter) or a callable
+returning a ``gym.Env`` (``num_envs`` copies).  ``make_vec_env`` is Stable-Baselines3's helper.
+"""
 
 from __future__ import annotations
 
 import difflib
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import gymnasium as gym
 import torch
@@ -89,3 +96,122 @@ def make_env(
             raise EnvError(f"{env_id} needs an optional dependency ({exc}); {_install_hint(env_id)}") from None
     env.reset(seed=seed)
     return env
+
+
+EnvLike = str | VecEnv | gym.Env | gym.vector.VectorEnv | Callable[[], gym.Env]
+
+
+def env_name(env: Any) -> str:
+    """The id an env goes by in configs, run folders and saved models: its spec's id, else its class."""
+    if isinstance(env, str):
+        return env
+    if isinstance(env, VecEnv):
+        return env.env_id
+    spec = getattr(env, "spec", None)
+    if spec is not None and getattr(spec, "id", None):
+        return spec.id
+    if isinstance(env, gym.vector.SyncVectorEnv):
+        return env_name(env.envs[0])
+    if isinstance(env, gym.vector.AsyncVectorEnv):
+        spec = env.get_attr("spec")[0]
+        return spec.id if spec is not None else type(env).__name__
+    if isinstance(env, gym.Env):
+        return type(env.unwrapped).__name__
+    return type(env).__name__ if not callable(env) else getattr(env, "__name__", type(env).__name__)
+
+
+def describe_env_kind(env: Any) -> str | None:
+    """What kind of env argument this is ("id", "vec", "instance", "vector", "factory"), None if none."""
+    if isinstance(env, str):
+        return "id"
+    if isinstance(env, VecEnv):
+        return "vec"
+    if isinstance(env, gym.vector.VectorEnv):
+        return "vector"
+    if isinstance(env, gym.Env):
+        return "instance"
+    if callable(env):
+        return "factory"
+    return None
+
+
+def to_vec_env(
+    env: EnvLike,
+    num_envs: int = 1,
+    seed: int | None = None,
+    backend: Backend = "auto",
+    vectorization: Literal["sync", "async"] = "sync",
+    device: torch.device | str = "cpu",
+    env_kwargs: dict | None = None,
+) -> VecEnv:
+    """Any env argument as a VecEnv (see the module docstring); ``num_envs`` applies to ids and factories."""
+    kind = describe_env_kind(env)
+    if kind == "id":
+        return make_env(env, num_envs, seed=seed, backend=backend, vectorization=vectorization, device=device,
+                        env_kwargs=env_kwargs)
+    if kind == "vec":
+        return env
+    if kind is None:
+        raise EnvError(
+            f"env must be a Gymnasium id, a gymnasium.Env, a gymnasium VectorEnv, a callable returning a "
+            f"gymnasium.Env or a pgrl VecEnv, not {type(env).__name__}"
+        )
+    if kind == "vector":
+        vec = GymVecEnv(env, env_name(env), device=device)
+    elif kind == "instance":
+        vec = GymVecEnv([lambda: env], env_name(env), "sync", device=device)
+    else:
+        factory = _checked_factory(env)
+        vec = GymVecEnv([factory] * num_envs, env_name(env), vectorization, device=device)
+        if isinstance(vec.vec, gym.vector.SyncVectorEnv):
+            vec.env_id = env_name(vec.vec.envs[0])
+    if seed is not None:
+        vec.reset(seed=seed)
+    return vec
+
+
+def _checked_factory(factory: Callable[[], gym.Env]) -> Callable[[], gym.Env]:
+    def make() -> gym.Env:
+        made = factory()
+        if not isinstance(made, gym.Env):
+            raise EnvError(f"the env factory {env_name(factory)} returned {type(made).__name__}, not a gymnasium.Env")
+        return made
+
+    return make
+
+
+def make_vec_env(
+    env_id: str | Callable[..., gym.Env],
+    n_envs: int = 1,
+    seed: int | None = None,
+    wrapper_class: Callable[[gym.Env], gym.Env] | None = None,
+    env_kwargs: dict | None = None,
+    vec_env_cls: str | type | None = None,
+    device: torch.device | str = "cpu",
+) -> VecEnv:
+    """``n_envs`` copies of an id or of ``env_id(**env_kwargs)``, each wrapped with ``wrapper_class``.
+
+    Stable-Baselines3's signature; ``vec_env_cls`` is "sync" / "async" or Gymnasium's
+    ``SyncVectorEnv`` / ``AsyncVectorEnv``.  A plain registered id with no wrapper gets pgrl's
+    native batched env where there is one (as ``make_env``).  Copy i is seeded with seed + i.
+    """
+    vectorization = {None: "sync", "sync": "sync", "async": "async", gym.vector.SyncVectorEnv: "sync",
+                     gym.vector.AsyncVectorEnv: "async"}.get(vec_env_cls)
+    if vectorization is None:
+        raise EnvError(f"vec_env_cls must be 'sync', 'async', SyncVectorEnv or AsyncVectorEnv, not {vec_env_cls!r}")
+    kwargs = dict(env_kwargs or {})
+    if isinstance(env_id, str) and wrapper_class is None:
+        return make_env(env_id, n_envs, seed=seed, vectorization=vectorization, device=device, env_kwargs=kwargs)
+    if isinstance(env_id, str):
+        check_env_id(env_id)
+    if not isinstance(env_id, str) and not callable(env_id):
+        raise EnvError(
+            f"make_vec_env takes an env id or a callable returning a gymnasium.Env, not {type(env_id).__name__}"
+        )
+
+    def make() -> gym.Env:
+        env = gym.make(env_id, **kwargs) if isinstance(env_id, str) else env_id(**kwargs)
+        return wrapper_class(env) if wrapper_class is not None else env
+
+    make.__name__ = env_name(env_id) if isinstance(env_id, str) else getattr(env_id, "__name__", "env")
+    return to_vec_env(make, n_envs, seed=seed, vectorization=vectorization, device=device)

@@ -13,16 +13,50 @@ from typing import Any
 import torch
 
 from pgrl.envs.base import VecEnv
-from pgrl.envs.make import make_env
+from pgrl.envs.make import describe_env_kind, to_vec_env
 from pgrl.envs.normalize import RewardScaler
+from pgrl.errors import ConfigError, EnvError
 from pgrl.rollout.collector import Collector
 from pgrl.rollout.storage import Rollout
 
 
-def make_algo_env(algo) -> VecEnv:
-    """``config.n_envs`` copies of ``algo.env_id`` with the algorithm's backend, vectorization and kwargs."""
-    return make_env(algo.env_id, algo.config.n_envs, seed=None, backend=algo.env_backend,
-                    vectorization=algo.vectorization, device=algo.device, env_kwargs=algo.env_kwargs)
+def env_argument(env, hparams: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The kind of an algorithm's env argument (pgrl.envs.make.describe_env_kind) and the
+    hyperparameters with n_envs fixed to its copies when the env itself fixes them."""
+    kind = describe_env_kind(env)
+    if kind is None:
+        raise EnvError(f"env must be a Gymnasium id, a gymnasium.Env, a gymnasium VectorEnv, a callable "
+                       f"returning a gymnasium.Env or a pgrl VecEnv, not {type(env).__name__}")
+    if kind in ("vec", "vector", "instance"):
+        copies = 1 if kind == "instance" else env.num_envs
+        if hparams.get("n_envs", copies) != copies:
+            raise ConfigError(f"n_envs={hparams['n_envs']} but the given env has {copies} "
+                              f"cop{'y' if copies == 1 else 'ies'}; "
+                              "drop n_envs, or pass an env id or a factory to get n_envs copies")
+        hparams = {**hparams, "n_envs": copies}
+    return kind, hparams
+
+
+def set_env(algo, env) -> None:
+    """``algo`` trains on ``env`` from now on; EnvError when its spaces are not the model's."""
+    kind, _ = env_argument(env, {})
+    vec = make_algo_env(algo, env) if kind in ("id", "factory") else to_vec_env(env, device=algo.device)
+    got = (vec.single_observation_space, vec.single_action_space)
+    if got != (algo.observation_space, algo.action_space):
+        raise EnvError(f"set_env got an env with spaces {got[0]} / {got[1]}, but this model was made for "
+                       f"{algo.observation_space} / {algo.action_space}")
+    algo.env, algo.env_source, algo._collector = vec, env if kind in ("id", "factory") else None, None
+
+
+def make_algo_env(algo, env=None) -> VecEnv:
+    """``env`` (default: what the model was made from, ``algo.env_source``) as a VecEnv of
+    ``config.n_envs`` copies with the algorithm's backend, vectorization and kwargs."""
+    source = env if env is not None else algo.env_source
+    if source is None:
+        raise EnvError(f"{algo.name} was made from an env instance that is gone; give it an env with set_env "
+                       "or load it with env=...")
+    return to_vec_env(source, algo.config.n_envs, seed=None, backend=algo.env_backend,
+                      vectorization=algo.vectorization, device=algo.device, env_kwargs=algo.env_kwargs)
 
 
 def collector_for(algo):
