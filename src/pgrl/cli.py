@@ -8,6 +8,7 @@ import shlex
 import sys
 
 from pgrl.algos import ALGORITHMS
+from pgrl.config import parse_overrides
 from pgrl.errors import PGRLError
 
 ALGO_NAMES = list(ALGORITHMS)  # the registry, in its order
@@ -40,6 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override one hyperparameter (repeatable), e.g. --set n_steps=64",
+    )
+    train.add_argument(
+        "--env-kwargs", action="append", default=[], metavar="KEY=VALUE",
+        help="keyword argument of gym.make (repeatable), e.g. --env-kwargs max_episode_steps=200",
+    )
+    train.add_argument(
+        "--env-wrapper", action="append", default=[], metavar="MODULE:CLASS",
+        help="wrap every env copy (repeatable, innermost first), e.g. gymnasium.wrappers:FlattenObservation",
+    )
+    train.add_argument(
+        "--gym-package", action="append", default=[], metavar="MODULE",
+        help="import MODULE first (it registers the env id), as rl-zoo's --gym-packages",
     )
     train.add_argument("--preset", default="default", help="named preset for (algo, env), e.g. reference")
     train.add_argument("--device", default="auto", help="cpu, cuda or auto")
@@ -153,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
                     raise PGRLError(
                         "pgrl train --resume RUN_DIR takes no ALGO or ENV_ID; they come from RUN_DIR/config.json"
                     )
+                if args.env_kwargs or args.env_wrapper or args.gym_package:
+                    raise PGRLError(
+                        "pgrl train --resume takes --env-kwargs, --env-wrapper and --gym-package from "
+                        "RUN_DIR/config.json; drop them"
+                    )
                 if args.backend != "local" or any(
                     v is not None for v in (args.num_workers, args.envs_per_worker, args.max_staleness)
                 ):
@@ -195,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
                     checkpoint_every=int(every) if every else None,
                     keep_checkpoints=args.keep_checkpoints or 3,
                     ray_options=ray_options,
+                    env_kwargs=parse_overrides(args.env_kwargs, "--env-kwargs"),
+                    env_wrappers=args.env_wrapper,
+                    gym_packages=args.gym_package,
                 )
             print(
                 f"trained {summary['algo']} on {summary['env_id']} for {summary['num_timesteps']:,} steps "

@@ -219,26 +219,28 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """["a=1", "policy_kwargs.net_arch=[64,64]"] -> nested dict; values are parsed as YAML."""
+def parse_overrides(pairs: list[str], flag: str = "--set") -> dict[str, Any]:
+    """["a=1", "policy_kwargs.net_arch=[64,64]"] -> nested dict; values are parsed as YAML.
+
+    ``flag`` names the option in error messages (--set, --env-kwargs)."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set expects key=value, got '{pair}'")
-        value = _read_yaml(raw, f"--set {key}") if raw.strip() else ""
+            raise ConfigError(f"{flag} expects key=value, got '{pair}'")
+        value = _read_yaml(raw, f"{flag} {key}") if raw.strip() else ""
         if (
             isinstance(value, float)
             and not math.isfinite(value)
             and raw.strip().lower() not in ("inf", ".inf")
         ):
-            raise ConfigError(f"--set {key} got a non-finite number '{raw}'")
+            raise ConfigError(f"{flag} {key} got a non-finite number '{raw}'")
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"--set {key} conflicts with an earlier --set of '{part}'")
+                raise ConfigError(f"{flag} {key} conflicts with an earlier {flag} of '{part}'")
         node[parts[-1]] = value
     return out
 

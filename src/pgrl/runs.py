@@ -22,6 +22,7 @@ import torch
 from pgrl.algos import ALGORITHMS
 from pgrl.checkpoint import Checkpointer, checkpoint_files, newest_checkpoint, read_model_file
 from pgrl.config import load_config_file, merge, parse_overrides
+from pgrl.envs.make import EnvFactory, check_env_id, import_gym_packages
 from pgrl.errors import CheckpointError, ConfigError
 from pgrl.evaluation import evaluate_policy
 from pgrl.logging import truncate_metrics
@@ -74,8 +75,14 @@ def train_run(
     keep_checkpoints: int = 3,
     callback=None,
     ray_options=None,
+    env_kwargs: dict[str, Any] | None = None,
+    env_wrappers: list[str] | None = None,
+    gym_packages: list[str] | None = None,
 ) -> tuple[Path, Any, dict[str, Any]]:
     """Train into a new run folder; returns (run_dir, model, summary).
+
+    ``gym_packages`` are imported first (modules that register envs); ``env_kwargs`` go to
+    ``gym.make``; ``env_wrappers`` ("module:Class", innermost first) wrap each env copy.
 
     ``ray_options`` (a ``pgrl.distributed.RayOptions``) trains on Ray: actors collect (or, for
     a3c, compute gradients) and this process learns; see docs/distributed.md.
@@ -88,23 +95,17 @@ def train_run(
     cls = algorithm_class(algo_name)
     make_checkpointer(cls, Path("."), checkpoint_every, keep_checkpoints)  # validates before any work
     hparams = merge(load_config_file(config_file) if config_file else {}, parse_overrides(overrides or []))
-    build = cls if ray_options is None else partial(_ray_model, cls, ray_options)
-    model = build(
-        "MlpPolicy",
-        env_id,
-        seed=seed,
-        device=device,
-        preset=preset,
-        env_backend=env_backend,
-        vectorization=vectorization,
-        **hparams,
-    )
+    env_options = {"env_kwargs": env_kwargs or None, "env_wrappers": list(env_wrappers or []) or None,
+                   "gym_packages": list(gym_packages or []) or None}
+    model = _build_model(cls, ray_options, env_id, env_options, seed=seed, device=device, preset=preset,
+                         env_backend=env_backend, vectorization=vectorization, **hparams)
     with _ray_session(ray_options):  # joined before the run folder exists: a bad --address leaves none
         run_dir = new_run_dir(out, cls.name, env_id, seed)
         write_run_config(
             run_dir, model, preset=preset, env_backend=env_backend, vectorization=vectorization,
             total_timesteps=total_timesteps, checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
             **({"ray": ray_options.to_json()} if ray_options is not None else {}),
+            **{key: value for key, value in env_options.items() if value is not None},
         )
         checkpointer = make_checkpointer(cls, run_dir, checkpoint_every, keep_checkpoints)
         return _train_and_finish(
@@ -122,10 +123,26 @@ def _ray_session(ray_options):
     return session_for(ray_options)
 
 
-def _ray_model(cls, ray_options, policy: str, env_id: str, **kwargs: Any):
+def env_for(env_id: str, env_options: dict[str, Any]):
+    """The env argument of a run: the id, or an EnvFactory when it has wrappers or kwargs; the
+    run's gym packages are imported first."""
+    import_gym_packages(env_options.get("gym_packages") or [])
+    check_env_id(env_id)
+    kwargs, wrappers = env_options.get("env_kwargs") or {}, env_options.get("env_wrappers") or []
+    return EnvFactory(env_id, kwargs, tuple(wrappers)) if kwargs or wrappers else env_id
+
+
+def _build_model(cls, ray_options, env_id: str, env_options: dict[str, Any], **kwargs: Any):
+    """The model of a run: local, or the learner of a Ray run (built from a probe env)."""
+    env = env_for(env_id, env_options)
+    if ray_options is None:
+        return cls("MlpPolicy", env, **kwargs)
+    if env_options.get("env_wrappers"):
+        raise ConfigError("--env-wrapper is not available with --backend ray yet; wrap the env in a registered "
+                          "env (--gym-package) or train locally")
     from pgrl.distributed import build_model
 
-    return build_model(cls.name, env_id, ray_options, **kwargs)
+    return build_model(cls.name, env_id, ray_options, env_kwargs=env_options.get("env_kwargs"), **kwargs)
 
 
 def write_run_config(run_dir: Path, model, *, preset: str, env_backend: str, vectorization: str,
@@ -195,7 +212,7 @@ def finish_run(model, run_dir: Path, eval_episodes: int, interrupted: bool = Fal
         "interrupted": interrupted,
     }
     if eval_episodes > 0 and not interrupted:
-        mean, std = evaluate_policy(model, model.env_id, eval_episodes, deterministic=True)
+        mean, std = evaluate_policy(model, None, eval_episodes, deterministic=True)  # the env it trained on
         summary.update({"eval_episodes": eval_episodes, "eval_return_mean": mean, "eval_return_std": std})
     write_json(run_dir / "summary.json", summary)
     return summary
@@ -244,16 +261,9 @@ def resume_run(
         )
     checkpointer = make_checkpointer(cls, run_dir, every or 1 << 62, keep)
     ray_options = _saved_ray_options(saved, address)
-    build = cls if ray_options is None else partial(_ray_model, cls, ray_options)
-    model = build(
-        "MlpPolicy",
-        env_id,
-        seed=seed,
-        device=device,
-        env_backend=saved.get("env_backend", "auto"),
-        vectorization=saved.get("vectorization", "sync"),
-        **hparams,
-    )
+    model = _build_model(cls, ray_options, env_id, saved_env_options(saved), seed=seed, device=device,
+                         env_backend=saved.get("env_backend", "auto"), vectorization=saved.get("vectorization", "sync"),
+                         **hparams)
     path, state = newest_checkpoint(model, run_dir)
     if ray_options is None and model.capabilities.exact_resume and model.collector().env_state() is None:
         warnings.warn(
@@ -276,6 +286,16 @@ def resume_run(
                                  "keep_checkpoints": keep})
     return _train_and_finish(model, run_dir, total, progress_bar, eval_episodes, checkpointer, state,
                              ray_options=ray_options)
+
+
+def saved_env_options(saved: dict[str, Any]) -> dict[str, Any]:
+    """env_kwargs, env_wrappers and gym_packages of a run's config.json (absent: none)."""
+    options = {key: saved.get(key) for key in ("env_kwargs", "env_wrappers", "gym_packages")}
+    if not isinstance(options["env_kwargs"] or {}, dict) or not all(
+        isinstance(options[key] or [], list) for key in ("env_wrappers", "gym_packages")
+    ):
+        raise CheckpointError("config.json has damaged env options; this run folder cannot be resumed")
+    return options
 
 
 def _saved_ray_options(saved: dict[str, Any], address: str | None):
@@ -321,7 +341,14 @@ def eval_run(
     if episodes < 1:
         raise ConfigError(f"--episodes must be at least 1, got {episodes}")
     model = load_run_model(path, device=device)
-    mean, std = evaluate_policy(
-        model, model.env_id, episodes, deterministic=deterministic, seed=seed, backend=env_backend
-    )
+    env = model.env_id
+    config_path = Path(path) / "config.json"
+    if config_path.is_file():  # a run folder: evaluate on the env it was trained on (kwargs, wrappers)
+        try:
+            saved = json.loads(config_path.read_text())
+        except (OSError, ValueError):
+            saved = None
+        if isinstance(saved, dict) and saved.get("env_id") == model.env_id:
+            env = env_for(model.env_id, saved_env_options(saved))
+    mean, std = evaluate_policy(model, env, episodes, deterministic=deterministic, seed=seed, backend=env_backend)
     return model, mean, std

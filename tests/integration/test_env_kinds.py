@@ -9,6 +9,9 @@ saves, loads and evaluates.
 
 from __future__ import annotations
 
+import inspect
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -161,3 +164,44 @@ def test_a3c_workers_make_envs_from_a_factory_not_an_instance():
     model = pgrl.A3C("MlpPolicy", _cartpole, n_workers=2, n_envs=1)
     model.learn(400)
     assert model.num_timesteps >= 400 and model.env_id == "CartPole-v1"
+
+
+PACKAGE = '''
+import gymnasium as gym
+from test_env_kinds_corridor import Corridor
+
+gym.register("PgrlTestPkg/Corridor-v0", entry_point=Corridor, max_episode_steps=50)
+'''
+
+
+def test_cli_env_options_train_resume_and_eval(tmp_path, monkeypatch, capsys):
+    """--gym-package registers a user's env, --env-kwargs and --env-wrapper reach every copy, and
+    config.json keeps them for --resume and pgrl eval."""
+    from pgrl.cli import main
+
+    (tmp_path / "pgrl_test_pkg.py").write_text(PACKAGE)
+    (tmp_path / "test_env_kinds_corridor.py").write_text(
+        "import gymnasium as gym\nimport numpy as np\n\n" + inspect.getsource(Corridor))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run = tmp_path / "run"
+    flags = ["--gym-package", "pgrl_test_pkg", "--env-kwargs", "length=3",
+             "--env-wrapper", "gymnasium.wrappers:RecordEpisodeStatistics"]
+    code = main(["train", "ppo", "PgrlTestPkg/Corridor-v0", *flags, "--total-timesteps", "4096", "--set", "n_envs=2",
+                 "--set", "n_steps=128", "--checkpoint-every", "2048", "--no-progress", "--out", str(run),
+                 "--eval-episodes", "0"])
+    assert code == 0, capsys.readouterr().err
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["env_kwargs"] == {"length": 3} and saved["gym_packages"] == ["pgrl_test_pkg"]
+    with pytest.warns(UserWarning, match="runs on Gymnasium"):
+        assert main(["train", "--resume", str(run), "--total-timesteps", "6144", "--no-progress",
+                     "--eval-episodes", "0"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "greedy return over 3 episodes: 0.8" in out, out  # length 3: two -0.1 steps, then +1
+    for bad, message in [(["--gym-package", "no_such_module_pgrl"], "--gym-package no_such_module_pgrl could not"),
+                         (["--env-wrapper", "nocolon"], "--env-wrapper takes module:Class"),
+                         (["--env-kwargs", "oops"], "--env-kwargs expects key=value")]:
+        assert main(["train", "ppo", "CartPole-v1", *bad, "--out", str(tmp_path / "bad")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

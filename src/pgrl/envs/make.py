@@ -105,7 +105,7 @@ def env_name(env: Any) -> str:
     """The id an env goes by in configs, run folders and saved models: its spec's id, else its class."""
     if isinstance(env, str):
         return env
-    if isinstance(env, VecEnv):
+    if isinstance(env, VecEnv | EnvFactory):
         return env.env_id
     spec = getattr(env, "spec", None)
     if spec is not None and getattr(spec, "id", None):
@@ -215,3 +215,62 @@ def make_vec_env(
 
     make.__name__ = env_name(env_id) if isinstance(env_id, str) else getattr(env_id, "__name__", "env")
     return to_vec_env(make, n_envs, seed=seed, vectorization=vectorization, device=device)
+
+
+# -- env options of the command line (--env-kwargs, --env-wrapper, --gym-package) ---------------
+
+
+def import_gym_packages(modules: list[str] | tuple[str, ...]) -> None:
+    """Import modules that register envs with Gymnasium (rl-zoo's ``--gym-packages``)."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # ImportError, or the module's own error while registering
+            raise EnvError(f"--gym-package {module} could not be imported ({type(exc).__name__}: {exc}); "
+                           "check the module name and that it is installed") from None
+
+
+def import_wrapper(path: str) -> Callable[[gym.Env], gym.Env]:
+    """The class (or callable) named by "module:Name" that wraps one gym.Env."""
+    import importlib
+
+    module, sep, name = path.partition(":")
+    if not sep or not module or not name:
+        raise EnvError(f"--env-wrapper takes module:Class (e.g. gymnasium.wrappers:FlattenObservation), got '{path}'")
+    try:
+        wrapper = getattr(importlib.import_module(module), name)
+    except Exception as exc:
+        raise EnvError(f"--env-wrapper {path} could not be imported ({type(exc).__name__}: {exc})") from None
+    if not callable(wrapper):
+        raise EnvError(f"--env-wrapper {path} is a {type(wrapper).__name__}, not a wrapper class")
+    return wrapper
+
+
+class EnvFactory:
+    """``gym.make(env_id, **env_kwargs)`` wrapped in ``wrappers`` ("module:Class", innermost first).
+
+    A plain picklable object (not a closure), so worker processes and Ray actors can make the
+    env; ``env_id`` keeps the id's presets and names the run.
+    """
+
+    def __init__(self, env_id: str, env_kwargs: dict | None = None, wrappers: tuple[str, ...] = ()):
+        check_env_id(env_id)
+        self.env_id, self.env_kwargs, self.wrappers = env_id, dict(env_kwargs or {}), tuple(wrappers)
+        self._classes = [import_wrapper(path) for path in self.wrappers]  # fail now, not in a worker
+
+    def __call__(self) -> gym.Env:
+        env = gym.make(self.env_id, **self.env_kwargs)
+        for wrapper in self._classes:
+            env = wrapper(env)
+        return env
+
+    def __getstate__(self) -> dict:
+        return {"env_id": self.env_id, "env_kwargs": self.env_kwargs, "wrappers": self.wrappers}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["env_id"], state["env_kwargs"], tuple(state["wrappers"]))
+
+    def __repr__(self) -> str:
+        return f"EnvFactory({self.env_id!r}, {self.env_kwargs!r}, {self.wrappers!r})"

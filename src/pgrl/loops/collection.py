@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from pgrl.envs.base import VecEnv
-from pgrl.envs.make import describe_env_kind, to_vec_env
+from pgrl.envs.make import EnvFactory, describe_env_kind, to_vec_env
 from pgrl.envs.normalize import RewardScaler
 from pgrl.errors import ConfigError, EnvError
 from pgrl.rollout.collector import Collector
@@ -21,8 +21,9 @@ from pgrl.rollout.storage import Rollout
 
 
 def env_argument(env, hparams: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The kind of an algorithm's env argument (pgrl.envs.make.describe_env_kind) and the
-    hyperparameters with n_envs fixed to its copies when the env itself fixes them."""
+    """The kind of an algorithm's env argument (pgrl.envs.make.describe_env_kind; "id" also for an
+    EnvFactory, whose id's presets apply) and the hyperparameters with n_envs fixed to its copies
+    when the env itself fixes them."""
     kind = describe_env_kind(env)
     if kind is None:
         raise EnvError(f"env must be a Gymnasium id, a gymnasium.Env, a gymnasium VectorEnv, a callable "
@@ -34,7 +35,7 @@ def env_argument(env, hparams: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                               f"cop{'y' if copies == 1 else 'ies'}; "
                               "drop n_envs, or pass an env id or a factory to get n_envs copies")
         hparams = {**hparams, "n_envs": copies}
-    return kind, hparams
+    return ("id" if isinstance(env, EnvFactory) else kind), hparams
 
 
 def set_env(algo, env) -> None:
