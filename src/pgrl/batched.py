@@ -1,12 +1,19 @@
 """K seeds of one PPO configuration trained together in one process, with stacked parameters.
 
 Training is a pure function of (config, seed), so K seeds can run as one program: the K
-policies are stored as stacked tensors [K, ...] and every layer is one batched matmul, the K·N
-environments are one native env, and one fused Adam steps all K parameter sets.  Each seed keeps
-its own random streams — initial weights, action noise, minibatch order and environment resets
-are drawn exactly as ``PPO(..., seed=s).learn()`` draws them — so seed s follows the run it
-would follow alone, up to the float rounding of batched matmuls.  On a small network the cost of
-a step is mostly per-op dispatch, which K seeds share: see README "Many seeds at once".
+policies become one stacked policy (``ActorCriticPolicy.stack``: every layer one batched matmul,
+the same act / value / evaluate code), the K·N environments are one native env, and one fused
+optimizer steps all K parameter sets.  The loss is PPO's own (``pgrl.algos.ppo.ppo_loss``, which
+reduces over the last dim), summed over seeds so each seed's gradient is its own.  Each seed keeps
+its own random streams — initial weights, action and gSDE noise, minibatch order and environment
+resets are drawn exactly as ``PPO(..., seed=s).learn()`` draws them — and its own observation
+and reward statistics, adaptive KL coefficient and target-KL early stop, so seed s follows the
+run it would follow alone, up to the float rounding of batched matmuls.  On a small network the
+cost of a step is mostly per-op dispatch, which K seeds share: see README "Many seeds at once".
+
+With ``target_kl`` the seeds stop their epochs at different minibatches: the optimizer then
+steps per-seed views of the stacked parameters, and a stopped seed's views get no gradient, so
+Adam leaves its parameters, moments and step count exactly where its lone run leaves them.
 
 Each seed gets a normal run folder (config.json, metrics.csv, TensorBoard events,
 model.safetensors, summary.json), so ``pgrl report`` and ``pgrl eval`` treat it like any other.
@@ -14,13 +21,15 @@ model.safetensors, summary.json), so ``pgrl report`` and ``pgrl eval`` treat it 
 
 Shapes: K seeds, N envs per seed, T steps per rollout, B minibatch rows per seed.
 
-| tensor                 | shape          |
-|------------------------|----------------|
-| obs fed to the policy  | [K, N, *obs]   |
-| rollout storage        | [T, K*N, ...]  (seed k owns columns k*N ... k*N+N-1) |
-| per-seed training data | [K, T*N, ...]  (row t*N + n, as ``flatten`` orders one seed) |
-| minibatch indices      | [K, B]         |
-| losses, metrics        | [K]            |
+| tensor                     | shape          |
+|----------------------------|----------------|
+| obs fed to the policy      | [K, N, *obs]   |
+| obs / reward statistics    | [K, *obs] / [K] (``ObsNormalizer`` / ``RewardScaler`` with n_stacked=K) |
+| gSDE exploration matrices  | [K, N, latent, act_dim] |
+| rollout storage            | [T, K*N, ...]  (seed k owns columns k*N ... k*N+N-1) |
+| per-seed training data     | [K, T*N, ...]  (row t*N + n, as ``flatten`` orders one seed) |
+| minibatch indices          | [K, B]         |
+| losses, metrics, kl_coef   | [K]            |
 """
 
 from __future__ import annotations
@@ -34,14 +43,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from pgrl.algos.common import set_learning_rate
-from pgrl.algos.ppo import PPO, PPOConfig
+from pgrl.algos.common import explained_variance, set_learning_rate
+from pgrl.algos.ppo import PPO, PPOConfig, adapt_kl_coef, ppo_loss
 from pgrl.config import build_config, load_preset, merge
 from pgrl.envs.make import make_env
+from pgrl.envs.normalize import ObsNormalizer, RewardScaler
 from pgrl.errors import ConfigError, PGRLError, TrainingError
 from pgrl.logging import RunLogger
 from pgrl.policies.actor_critic import ActorCriticPolicy
-from pgrl.policies.distributions import Categorical, DiagGaussian
 from pgrl.returns import gae
 from pgrl.rollout.collector import record_episode_ends
 from pgrl.rollout.storage import Rollout
@@ -52,7 +61,12 @@ BATCHED_ALGOS = ("ppo",)
 def batched_unsupported(
     algo: str, env_id: str, hparams: dict | None = None, env_backend: str = "auto", preset: str = "default"
 ) -> str | None:
-    """None when seeds of this configuration can train together, else the reason they cannot."""
+    """None when seeds of this configuration can train together, else the reason they cannot.
+
+    Every PPO option trains batched; what cannot is another algorithm (K-seed batching is
+    written for PPO's update) or an environment without a native batched implementation (the
+    K·N environments must be one tensor env to step as one).
+    """
     if algo.lower() not in BATCHED_ALGOS:
         return f"{algo} trains one seed per process (batched seeds exist for {', '.join(BATCHED_ALGOS)})"
     from pgrl.envs.native import NATIVE_ENVS
@@ -60,144 +74,10 @@ def batched_unsupported(
     if env_backend == "gymnasium" or env_id not in NATIVE_ENVS:
         return f"{env_id} has no native batched implementation (batched seeds need one: {', '.join(NATIVE_ENVS)})"
     try:
-        config = build_config(PPOConfig, "ppo", merge(load_preset("ppo", env_id, preset), hparams or {}))
+        build_config(PPOConfig, "ppo", merge(load_preset("ppo", env_id, preset), hparams or {}))
     except PGRLError as exc:
         return str(exc)
-    reasons = {
-        "target_kl": config.target_kl is not None,  # each seed would stop its epochs at a different minibatch
-        "kl_coef": config.kl_coef > 0,
-        "normalize": config.normalize,
-        "normalize_reward": config.normalize_reward,
-        "use_sde": config.use_sde or config.policy_kwargs.use_sde,
-        "clip_reward": getattr(config, "clip_reward", None) is not None,
-    }
-    unsupported = [name for name, used in reasons.items() if used]
-    if unsupported:
-        return f"batched seeds do not implement {', '.join(unsupported)}"
     return None
-
-
-class _SigmoidTanh(torch.autograd.Function):
-    """tanh(x) computed as 2·sigmoid(2x) − 1 (equal to within float32 rounding), with tanh's backward.
-
-    On this CPU build torch.tanh is several times slower than torch.sigmoid on the [K, B, 64]
-    activations of a batch (README "Many seeds at once"), and activations are a large share of a
-    batched update; the backward reuses tanh's own kernel on the saved output.
-    """
-
-    @staticmethod
-    def forward(ctx, x):
-        y = torch.sigmoid(x * 2.0).mul_(2.0).sub_(1.0)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        (y,) = ctx.saved_tensors
-        return torch.ops.aten.tanh_backward(grad, y)
-
-
-def _tanh(x: torch.Tensor) -> torch.Tensor:
-    if torch.is_grad_enabled():
-        return _SigmoidTanh.apply(x)
-    return torch.sigmoid(x * 2.0).mul_(2.0).sub_(1.0)
-
-
-class StackedPolicy:
-    """K ActorCriticPolicy copies as stacked parameters; the forward pass of all K is one op chain.
-
-    Written by hand (batched matmuls over the policy's own layer list) rather than with
-    torch.func.vmap: on the small MLPs of classic control the vmap dispatch layer costs more
-    than the matmuls themselves.
-    """
-
-    def __init__(self, policies: list[ActorCriticPolicy]):
-        self.template = template = policies[0]
-        per_policy = [dict(policy.named_parameters()) for policy in policies]
-        self.params: dict[str, nn.Parameter] = {
-            name: nn.Parameter(torch.stack([named[name].detach() for named in per_policy]).contiguous())
-            for name in per_policy[0]
-        }
-        self.continuous = template.continuous
-        if self.continuous:
-            self.action_low, self.action_high = template.action_low, template.action_high
-
-    def parameters(self) -> list[nn.Parameter]:
-        return list(self.params.values())
-
-    def write_back(self, policies: list[ActorCriticPolicy]) -> None:
-        """Copy seed k's parameters into policies[k]."""
-        with torch.no_grad():
-            for k, policy in enumerate(policies):
-                for name, param in policy.named_parameters():
-                    param.copy_(self.params[name][k])
-
-    def _mlp(self, prefix: str, layers: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(layers, nn.Sequential):  # nn.Identity
-            return x
-        for i, layer in enumerate(layers):
-            if isinstance(layer, nn.Linear):
-                weight, bias = self.params[f"{prefix}.{i}.weight"], self.params[f"{prefix}.{i}.bias"]
-                x = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
-            elif isinstance(layer, nn.Tanh):
-                x = _tanh(x)
-            else:
-                x = layer(x)  # activations are elementwise
-        return x
-
-    def _features(self, obs: torch.Tensor) -> torch.Tensor:
-        template = self.template
-        if template.discrete_obs:
-            n = int(template.observation_space.n)
-            obs = nn.functional.one_hot(obs.long().reshape(obs.shape[0], -1), n)
-        flat = obs.reshape(obs.shape[0], obs.shape[1], -1).float()
-        return self._mlp("trunk", template.trunk, flat) if template.shared else flat
-
-    def _dist(self, features: torch.Tensor) -> Categorical | DiagGaussian:
-        latent = features if self.template.shared else self._mlp("pi_body", self.template.pi_body, features)
-        out = self._mlp("pi_head", self.template.pi_head, latent)
-        if not self.continuous:
-            return Categorical(out)
-        return DiagGaussian(out, self.params["log_std"].unsqueeze(1))
-
-    def _value(self, features: torch.Tensor) -> torch.Tensor:
-        latent = features if self.template.shared else self._mlp("vf_body", self.template.vf_body, features)
-        return self._mlp("vf_head", self.template.vf_head, latent).squeeze(-1)
-
-    def value(self, obs: torch.Tensor) -> torch.Tensor:
-        """obs [K, B, *obs] -> values [K, B]."""
-        return self._value(self._features(obs))
-
-    def act(self, obs: torch.Tensor, generators: list[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
-        """obs [K, N, *obs] -> actions [K, N(, d)], log_probs [K, N]; seed k's noise from generators[k]."""
-        dist = self._dist(self._features(obs))
-        if isinstance(dist, Categorical):
-            # The same Gumbel-max draw as Categorical.sample, one uniform block per seed.
-            noise = _per_seed(torch.empty_like(dist.logits), generators, "uniform")
-            actions = (dist.logits - torch.log(-torch.log(noise.clamp_(min=1e-20)))).argmax(dim=-1)
-        else:
-            noise = _per_seed(torch.empty_like(dist.mean), generators, "normal")
-            actions = dist.mean + dist.log_std.exp() * noise
-        return actions, dist.log_prob(actions)
-
-    def evaluate(self, obs: torch.Tensor, actions: torch.Tensor):
-        """obs [K, B, *obs], actions [K, B(, d)] -> log_probs, entropy, values, each [K, B]."""
-        features = self._features(obs)
-        dist = self._dist(features)
-        return dist.log_prob(actions), dist.entropy(), self._value(features)
-
-    def to_env(self, actions: torch.Tensor) -> torch.Tensor:
-        return torch.clamp(actions, self.action_low, self.action_high) if self.continuous else actions
-
-
-def _per_seed(out: torch.Tensor, generators: list[torch.Generator], kind: str) -> torch.Tensor:
-    """Fill out[k] from generators[k] (each block draws what a lone run's tensor of that shape would)."""
-    for block, generator in zip(out.unbind(0), generators, strict=True):
-        if kind == "uniform":
-            block.uniform_(generator=generator)
-        else:
-            block.normal_(generator=generator)
-    return out
 
 
 def _per_seed_layout(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -210,16 +90,6 @@ def _rollout_layout(x: torch.Tensor, t: int) -> torch.Tensor:
     """Inverse of ``_per_seed_layout``: [K, T*N] -> [T, K*N]."""
     k = x.shape[0]
     return x.reshape(k, t, -1).transpose(0, 1).reshape(t, -1)
-
-
-def _normalize(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Per-seed advantage normalization over dim 1 (``pgrl.algos.base.normalize`` for each row)."""
-    return (x - x.mean(dim=1, keepdim=True)) / (x.std(dim=1, keepdim=True) + eps)
-
-
-def _explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    var = target.var(dim=1)
-    return torch.where(var > 0, 1 - (target - predicted).var(dim=1) / var, torch.full_like(var, math.nan))
 
 
 def _all_rows(x: torch.Tensor) -> torch.Tensor:
@@ -237,45 +107,83 @@ def _clip_grad_norms(params: list[nn.Parameter], max_norm: float) -> None:
 class BatchedPPO:
     """PPO for K seeds at once (see the module docstring); ``models[k]`` is seed k's PPO."""
 
-    def __init__(self, models: list[PPO]):
+    def __init__(self, models: list[PPO], generators: list[torch.Generator]):
         self.models = models
-        self.k = len(models)
+        self.k = k = len(models)
         lead = models[0]
         self.config, self.device, self.env_id = lead.config, lead.device, lead.env_id
-        self.n_envs = lead.config.n_envs
+        c, device = self.config, self.device
+        self.n_envs = c.n_envs
         # Each model was just built under torch.manual_seed(seed): its global RNG state then is
-        # where a lone run's action noise and minibatch order start.  _seed_generators captured it.
-        self.policy = StackedPolicy([m.policy for m in models])
-        self.optimizer = lead.make_optimizer(self.policy.parameters(), lead.lr_schedule(1.0))
-        self.env = make_env(self.env_id, self.k * self.n_envs, backend="native", device=self.device)
+        # where a lone run's action noise and minibatch order start.  build_models captured it.
+        self.generators = generators
+        self.policy = ActorCriticPolicy.stack([m.policy for m in models], generators)
+        self.params = list(self.policy.parameters())
+        if c.target_kl is None:
+            self.seed_params = None
+            self.optimizer = lead.make_optimizer(self.params, lead.lr_schedule(1.0))
+        else:  # seeds stop at different minibatches: step per-seed views (see the module docstring)
+            self.seed_params = [[p.detach()[i] for p in self.params] for i in range(k)]
+            views = [view for seed in self.seed_params for view in seed]
+            self.optimizer = lead.make_optimizer(views, lead.lr_schedule(1.0))
+        self.kl_coef = torch.full((k,), c.kl_coef, dtype=torch.float64, device=device) if c.kl_coef > 0 else None
+        self.env = make_env(self.env_id, k * self.n_envs, backend="native", device=device)
         self.env.split_streams([m.seed * 1000 for m in models])  # what Collector.reset(seed*1000) seeds
         self.obs_shape = tuple(self.env.single_observation_space.shape or ())
+        self.obs_normalizer = (ObsNormalizer(self.obs_shape, clip=c.clip_obs, n_stacked=k).to(device)
+                               if c.normalize else None)
+        self.reward_scaler = (RewardScaler(self.n_envs, c.gamma, clip=c.clip_reward or 10.0, n_stacked=k).to(device)
+                              if c.normalize_reward else None)
         self.obs = self.env.reset()
-        self.episode_return = torch.zeros(self.k * self.n_envs, device=self.device)
-        self.episode_length = torch.zeros(self.k * self.n_envs, dtype=torch.int64, device=self.device)
+        self.episode_return = torch.zeros(k * self.n_envs, device=device)
+        self.episode_length = torch.zeros(k * self.n_envs, dtype=torch.int64, device=device)
 
-    # -- collection ----------------------------------------------------------------------------
+    def write_back(self) -> None:
+        """Seed k's parameters, observation statistics and kl_coef into models[k]."""
+        self.policy.write_back([m.policy for m in self.models])
+        for i, model in enumerate(self.models):
+            if self.obs_normalizer is not None:
+                model.obs_normalizer.load_state_dict(self.obs_normalizer.unstack(i).state_dict())
+            if self.kl_coef is not None:
+                model.kl_coef = float(self.kl_coef[i])
+
+    # -- collection: Collector._step for K seeds ----------------------------------------------------
+    def _normalize(self, obs: torch.Tensor, update: bool) -> torch.Tensor:
+        """obs [K*N, *obs] -> [K, N, *obs], normalized with seed k's statistics when normalize is on."""
+        obs = obs.view(self.k, self.n_envs, *self.obs_shape)
+        return self.obs_normalizer(obs, update=update) if self.obs_normalizer is not None else obs
+
     @torch.no_grad()
-    def collect(self, generators):
+    def collect(self, generators=None):
         """One rollout of every seed: storage [T, K*N] and each seed's finished (returns, lengths)."""
-        t_steps, k, n = self.config.n_steps, self.k, self.n_envs
-        policy = self.policy
+        c, k, n, policy = self.config, self.k, self.n_envs, self.policy
+        t_steps, kn = c.n_steps, self.k * self.n_envs
         action_shape = tuple(self.env.single_action_space.shape or ())
         rollout = Rollout.allocate(
-            t_steps, k * n, self.obs_shape, action_shape,
+            t_steps, kn, self.obs_shape, action_shape,
             torch.float32 if policy.continuous else torch.int64, self.device,
         )
-        finished = torch.empty((t_steps, k * n), device=self.device)
-        lengths = torch.zeros((t_steps, k * n), dtype=torch.int64, device=self.device)
+        finished = torch.empty((t_steps, kn), device=self.device)
+        lengths = torch.zeros((t_steps, kn), dtype=torch.int64, device=self.device)
         for t in range(t_steps):
-            obs = self.obs
-            actions, log_probs = policy.act(obs.view(k, n, *self.obs_shape), generators)
-            actions, log_probs = actions.reshape(k * n, *action_shape), log_probs.reshape(k * n)
+            if policy.use_sde and (t == 0 or (c.sde_sample_freq > 0 and t % c.sde_sample_freq == 0)):
+                policy.reset_noise(n)
+            obs = self._normalize(self.obs, update=True)
+            actions, log_probs = policy.act(obs)  # seed k's noise from its own generator
+            actions, log_probs = actions.reshape(kn, *action_shape), log_probs.reshape(kn)
             step = self.env.step(policy.to_env(actions))
-            record_episode_ends(self.episode_return, self.episode_length, step.rewards,
-                                step.terminated | step.truncated, finished[t], lengths[t])
-            rollout.obs[t], rollout.actions[t], rollout.log_probs[t] = obs, actions, log_probs
-            rollout.rewards[t], rollout.next_obs[t] = step.rewards, step.final_obs
+            dones = step.terminated | step.truncated
+            record_episode_ends(self.episode_return, self.episode_length, step.rewards, dones,
+                                finished[t], lengths[t])
+            rewards = step.rewards
+            if self.reward_scaler is not None:
+                rewards = self.reward_scaler(rewards.view(k, n), dones.view(k, n)).reshape(kn)
+            elif c.clip_reward is not None:
+                rewards = rewards.clamp(-c.clip_reward, c.clip_reward)
+            rollout.obs[t] = obs.reshape(kn, *self.obs_shape)
+            rollout.actions[t], rollout.log_probs[t] = actions, log_probs
+            rollout.rewards[t] = rewards
+            rollout.next_obs[t] = self._normalize(step.final_obs, update=False).reshape(kn, *self.obs_shape)
             rollout.terminated[t], rollout.truncated[t] = step.terminated, step.truncated
             self.obs = step.obs
         # one host copy per rollout: finished episodes per seed
@@ -288,8 +196,17 @@ class BatchedPPO:
         return rollout, episodes
 
     # -- update ----------------------------------------------------------------------------------
-    def update(self, rollout, generators, progress_remaining: float) -> dict[str, torch.Tensor | float]:
+    def _step(self, active: list[bool] | None) -> None:
+        """One optimizer step; with per-seed views, only the seeds in ``active`` move."""
+        if self.seed_params is not None:
+            for i, views in enumerate(self.seed_params):
+                for view, param in zip(views, self.params, strict=True):
+                    view.grad = param.grad[i] if active[i] else None
+        self.optimizer.step()
+
+    def update(self, rollout, generators=None, progress_remaining: float = 1.0) -> dict[str, torch.Tensor | float]:
         c, k, lead = self.config, self.k, self.models[0]
+        generators = self.generators
         lr = lead.lr_schedule(progress_remaining)
         set_learning_rate(self.optimizer, lr)
         clip = lead.clip_schedule(progress_remaining)
@@ -308,12 +225,17 @@ class BatchedPPO:
         actions, old_log_probs = _per_seed_layout(rollout.actions, k), _per_seed_layout(rollout.log_probs, k)
         rows = torch.arange(k, device=self.device).unsqueeze(1)
         n = obs.shape[1]
-        params = self.policy.parameters()
+        kl_coef = self.kl_coef.float() if self.kl_coef is not None else None  # a lone run's beta * kl is float32
         sums: dict[str, torch.Tensor] = {}
-        n_updates = 0
+        n_updates = torch.zeros(k, device=self.device)
+        active = [True] * k  # seeds still in their epochs (target_kl stops each on its own)
+        active_mask = torch.ones(k, dtype=torch.bool, device=self.device)
         for _ in range(c.n_epochs):
-            # one permutation per seed, from that seed's stream (``minibatches`` draws the same for a lone run)
-            perms = torch.stack([torch.randperm(n, generator=g, device=self.device) for g in generators])
+            # one permutation per seed, from that seed's stream (``minibatches`` draws the same for
+            # a lone run; a stopped seed's lone run draws no more, so neither does it here)
+            perms = torch.stack([torch.randperm(n, generator=g, device=self.device) if on
+                                 else torch.arange(n, device=self.device)
+                                 for g, on in zip(generators, active, strict=True)])
             for start in range(0, n, c.batch_size):
                 if c.batch_size >= n:
                     # One minibatch holding every row: the losses are means over it, so the order
@@ -324,41 +246,36 @@ class BatchedPPO:
                     idx = perms[:, start : start + c.batch_size]
                     take = lambda x, idx=idx: x[rows, idx]  # noqa: E731
                 log_probs, entropy, new_values = self.policy.evaluate(take(obs), take(actions))
-                adv = take(advantages)
-                adv = _normalize(adv) if c.normalize_advantage else adv
-                old = take(old_log_probs)
-                log_ratio = log_probs - old
-                ratio = torch.exp(log_ratio)
-                clipped = torch.clamp(ratio, 1.0 - clip, 1.0 + clip) * adv
-                pg_loss = -torch.min(ratio * adv, clipped).mean(dim=1)
-                target = take(returns)
-                if clip_vf is None:
-                    vf_loss = (target - new_values).pow(2).mean(dim=1)
-                else:
-                    old_values = take(values)
-                    clipped_values = old_values + torch.clamp(new_values - old_values, -clip_vf, clip_vf)
-                    vf_loss = torch.max((target - new_values).pow(2), (target - clipped_values).pow(2)).mean(dim=1)
-                entropy_loss = -entropy.mean(dim=1)
-                loss = pg_loss + c.vf_coef * vf_loss + c.ent_coef * entropy_loss  # [K]
-                self.optimizer.zero_grad(set_to_none=True)
+                loss, _, terms = ppo_loss(
+                    c, log_probs, entropy, new_values, take(old_log_probs), take(values), take(advantages),
+                    take(returns), clip, clip_vf, kl_coef,
+                )
+                if c.target_kl is not None:
+                    # one host sync per minibatch, as a lone run with target_kl has
+                    active_mask = active_mask & ~(terms["stats/approx_kl"] > 1.5 * c.target_kl)
+                    active = active_mask.tolist()
+                    if not any(active):
+                        break
+                for param in self.params:  # the optimizer may hold per-seed views, not these
+                    param.grad = None
                 loss.sum().backward()  # seed k's parameters get exactly d loss[k]
                 if c.max_grad_norm is not None:
-                    _clip_grad_norms(params, c.max_grad_norm)
-                self.optimizer.step()
-                n_updates += 1
-                terms = {
-                    "loss/policy": pg_loss.detach(),
-                    "loss/value": vf_loss.detach(),
-                    "loss/entropy": entropy_loss.detach(),
-                    "stats/approx_kl": ((ratio - 1.0) - log_ratio).mean(dim=1).detach(),
-                    "stats/clip_frac": ((ratio - 1.0).abs() > clip).float().mean(dim=1),
-                }
+                    _clip_grad_norms(self.params, c.max_grad_norm)
+                self._step(active)
+                n_updates += active_mask
                 for key, value in terms.items():
+                    value = torch.where(active_mask, value, 0.0) if c.target_kl is not None else value
                     sums[key] = sums.get(key, 0.0) + value
-        metrics: dict[str, torch.Tensor | float] = {key: value / n_updates for key, value in sums.items()}
-        metrics["stats/explained_var"] = _explained_variance(values, returns)
-        metrics["stats/n_updates"] = float(n_updates)
-        metrics["stats/early_stop"] = 0.0
+            if not any(active):
+                break
+        metrics: dict[str, torch.Tensor | float] = {key: value / n_updates.clamp(min=1) for key, value in sums.items()}
+        if self.kl_coef is not None and "stats/approx_kl" in metrics:
+            adapted = adapt_kl_coef(self.kl_coef, metrics["stats/approx_kl"], c.kl_target)
+            self.kl_coef = torch.where(n_updates > 0, adapted, self.kl_coef)  # a seed with no update keeps beta
+            metrics["stats/kl_coef"] = self.kl_coef
+        metrics["stats/explained_var"] = explained_variance(values, returns)
+        metrics["stats/n_updates"] = n_updates
+        metrics["stats/early_stop"] = (~active_mask).float()
         metrics["train/learning_rate"] = lr
         metrics["train/clip_range"] = clip
         return metrics
@@ -430,9 +347,9 @@ def train_batched(
                          total_timesteps=total, batched_seeds=seeds)
         run_dirs.append(run_dir)
 
-    batch = BatchedPPO(models)
+    batch = BatchedPPO(models, generators)
     _train(batch, generators, total, run_dirs, stop_seconds, progress_bar, log_rows)
-    batch.policy.write_back([m.policy for m in models])
+    batch.write_back()
     summaries = []
     for model, run_dir in zip(models, run_dirs, strict=True):
         model.policy.eval()
@@ -521,4 +438,4 @@ def _mean(values) -> float:
     return float(sum(values) / len(values)) if values else math.nan
 
 
-__all__ = ["BatchedPPO", "StackedPolicy", "batched_unsupported", "build_models", "train_batched"]
+__all__ = ["BATCHED_ALGOS", "BatchedPPO", "batched_unsupported", "build_models", "train_batched"]

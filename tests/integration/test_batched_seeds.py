@@ -89,6 +89,59 @@ def test_each_seed_matches_its_lone_run_other_layouts(env_id, hparams):
         assert_same_params(model, summary["model"], atol=5e-5)
 
 
+def assert_same_training_state(alone, together, atol, kl_coef=True):
+    """Parameters, observation statistics and the adaptive KL coefficient of seed k's two runs."""
+    assert_same_params(alone, together, atol)
+    if alone.obs_normalizer is not None:
+        for name, value in alone.obs_normalizer.state_dict().items():
+            torch.testing.assert_close(together.obs_normalizer.state_dict()[name], value, rtol=1e-4, atol=atol)
+    if kl_coef:
+        assert together.kl_coef == alone.kl_coef
+
+
+# Several minibatches per epoch and a small target_kl, so seeds stop their epochs at different
+# minibatches and different rollouts (the test checks that they do) while the others go on.
+EVERY_OPTION = dict(n_envs=4, n_steps=64, batch_size=64, n_epochs=6, learning_rate=3e-3, target_kl=0.004,
+                    kl_coef=0.2, normalize=True, normalize_reward=True)
+
+
+def test_target_kl_kl_coef_and_normalization_match_lone_runs(tmp_path):
+    seeds, steps = [0, 1, 2], 2048
+    alone = [train_alone("CartPole-v1", s, steps, EVERY_OPTION, tmp_path / f"alone{s}") for s in seeds]
+    dirs = [tmp_path / f"together{s}" for s in seeds]
+    summaries = train_batched("ppo", "CartPole-v1", seeds, dirs, total_timesteps=steps,
+                              hparams=EVERY_OPTION, eval_episodes=0)
+    updates = []
+    assert [s["seed"] for s in summaries] == seeds
+    for seed, model, run_dir in zip(seeds, alone, dirs, strict=True):
+        together = PPO.load(run_dir / "model.safetensors")
+        assert_same_training_state(model, together, atol=5e-5, kl_coef=False)  # kl_coef: in the metrics
+        assert_same_metrics(tmp_path / f"alone{seed}" / "metrics.csv", run_dir / "metrics.csv")
+        updates.append([row["stats/n_updates"] for row in read_rows(run_dir / "metrics.csv")])
+    # early stops happened, at different points for different seeds
+    assert any(float(n) < EVERY_OPTION["n_epochs"] * 4 for row in updates for n in row)
+    assert len({tuple(row) for row in updates}) == len(seeds)
+
+
+@pytest.mark.parametrize(
+    "hparams",
+    [
+        # the preset: observation and reward normalization, plus gSDE with fresh noise every 4 steps
+        dict(n_envs=4, n_steps=64, use_sde=True, sde_sample_freq=4),
+        # gSDE noise once per rollout, clipped raw rewards, an adaptive KL penalty, early stops
+        dict(n_envs=4, n_steps=64, use_sde=True, normalize=False, normalize_reward=False, clip_reward=2.0,
+             kl_coef=0.5, target_kl=0.01, batch_size=64),
+    ],
+)
+def test_gsde_and_reward_options_match_lone_runs_pendulum(hparams):
+    seeds, steps = [3, 7], 1024
+    alone = [train_alone("Pendulum-v1", s, steps, hparams) for s in seeds]
+    summaries = train_batched("ppo", "Pendulum-v1", seeds, total_timesteps=steps, hparams=hparams)
+    for model, summary in zip(alone, summaries, strict=True):
+        assert_same_training_state(model, summary["model"], atol=5e-5)
+    assert (alone[0].policy.log_std - alone[1].policy.log_std).abs().max() > 1e-4
+
+
 def test_split_streams_reset_like_separate_envs():
     env = make_env("Pendulum-v1", 3 * 4, backend="native")
     env.split_streams([10, 20, 30])
@@ -113,8 +166,6 @@ def test_seed_streams_start_where_a_lone_run_starts():
     "algo, env_id, hparams, reason",
     [
         ("a2c", "CartPole-v1", {}, "one seed per process"),
-        ("ppo", "CartPole-v1", {"target_kl": 0.02}, "target_kl"),
-        ("ppo", "Pendulum-v1", {}, "normalize"),  # the Pendulum preset normalizes observations
         ("ppo", "FrozenLake-v1", {}, "no native"),
     ],
 )
@@ -127,6 +178,9 @@ def test_unsupported_configurations_say_why(algo, env_id, hparams, reason):
 
 def test_supported_configuration_and_bad_seeds():
     assert batched_unsupported("ppo", "CartPole-v1", {}) is None
+    every_option = dict(target_kl=0.02, kl_coef=0.1, normalize=True, normalize_reward=True, clip_reward=5.0)
+    assert batched_unsupported("ppo", "CartPole-v1", every_option) is None
+    assert batched_unsupported("ppo", "Pendulum-v1", {"use_sde": True, "sde_sample_freq": 4}) is None
     with pytest.raises(ConfigError, match="distinct seeds"):
         train_batched("ppo", "CartPole-v1", [1, 1], total_timesteps=256)
 

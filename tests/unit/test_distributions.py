@@ -253,3 +253,16 @@ def test_gaussian_sample_uses_each_rows_mean():
     mean = torch.tensor([[100.0, -100.0], [-100.0, 100.0]], dtype=F64).repeat(1000, 1)
     samples = DiagGaussian(mean, torch.tensor([-3.0, -3.0], dtype=F64)).sample()
     assert (samples - mean).abs().max() < 1.0
+
+
+def test_sampling_with_generators_draws_each_block_from_its_own_stream():
+    from pgrl.policies.distributions import Categorical, DiagGaussian
+
+    logits, mean = torch.randn(3, 5, 4), torch.randn(3, 5, 2)
+    for make in (lambda: Categorical(logits), lambda: DiagGaussian(mean, torch.zeros(2))):
+        together = make().sample([torch.Generator().manual_seed(s) for s in range(3)])
+        for k in range(3):
+            torch.manual_seed(k)
+            dist = make()
+            lone = Categorical(logits[k]) if isinstance(dist, Categorical) else DiagGaussian(mean[k], torch.zeros(2))
+            assert torch.equal(together[k], lone.sample())

@@ -228,3 +228,23 @@ def test_a2c_returns_are_detached():
     (g_v,) = torch.autograd.grad(vf, values)
     expected = -2.0 * (returns.detach() - values.detach()) / 3
     torch.testing.assert_close(g_v, expected, rtol=0.0, atol=1e-12)
+
+
+def test_ppo_loss_of_stacked_seeds_is_each_seeds_own():
+    from pgrl.algos.ppo import PPOConfig, ppo_loss
+
+    torch.manual_seed(0)
+    c = PPOConfig(n_steps=8, batch_size=8, ent_coef=0.01)
+    k, b = 3, 8
+    inputs = [torch.randn(k, b) for _ in range(7)]
+    kl_coef = torch.tensor([0.1, 0.2, 0.4])
+    loss, terms, metrics = ppo_loss(c, *inputs, 0.2, 0.3, kl_coef)
+    assert loss.shape == (k,) and all(v.shape == (k,) for v in (*terms.values(), *metrics.values()))
+    for i in range(k):
+        lone_loss, lone_terms, lone_metrics = ppo_loss(c, *(x[i] for x in inputs), 0.2, 0.3, float(kl_coef[i]))
+        torch.testing.assert_close(loss[i], lone_loss)
+        for key, value in lone_metrics.items():
+            torch.testing.assert_close(metrics[key][i], value)
+    # the total is the weighted sum of the terms
+    expected = terms["policy"] + c.vf_coef * terms["value"] + c.ent_coef * terms["entropy"] + kl_coef * terms["kl"]
+    torch.testing.assert_close(loss, expected)

@@ -52,3 +52,22 @@ def test_obs_normalizer_and_reward_scaler_outputs():
         var = (all_returns.var() * len(all_returns) + 1e-4 * all_returns.mean() ** 2 / (1 + 1e-4 / len(all_returns))
                + 1e-4) / (len(all_returns) + 1e-4)
         np.testing.assert_allclose(out.numpy(), np.array(rewards) / np.sqrt(var + 1e-8), rtol=1e-5)
+
+
+def test_stacked_statistics_equal_separate_ones():
+    torch.manual_seed(0)
+    k, n = 3, 5
+    obs_norm = ObsNormalizer((4,), clip=5.0, n_stacked=k)
+    scaler = RewardScaler(n, gamma=0.9, clip=3.0, n_stacked=k)
+    lone_obs = [ObsNormalizer((4,), clip=5.0) for _ in range(k)]
+    lone_scalers = [RewardScaler(n, gamma=0.9, clip=3.0) for _ in range(k)]
+    for _ in range(6):
+        obs = torch.randn(k, n, 4) * torch.arange(1.0, k + 1).view(k, 1, 1)
+        rewards, dones = torch.randn(k, n) * 4, torch.rand(k, n) < 0.3
+        got_obs, got_rewards = obs_norm(obs, update=True), scaler(rewards, dones)
+        for i in range(k):
+            torch.testing.assert_close(got_obs[i], lone_obs[i](obs[i], update=True))
+            assert torch.equal(got_rewards[i], lone_scalers[i](rewards[i], dones[i]))
+    for i in range(k):
+        for name, value in lone_obs[i].state_dict().items():
+            torch.testing.assert_close(obs_norm.unstack(i).state_dict()[name], value)

@@ -219,3 +219,37 @@ def test_unsupported_observation_space_raises_env_error():
     obs_space = gym.spaces.Dict({"a": gym.spaces.Discrete(2)})
     with pytest.raises(EnvError, match="Dict"):
         ActorCriticPolicy(obs_space, DISCRETE_ACT)
+
+
+@pytest.mark.parametrize("use_sde", [False, True])
+@pytest.mark.parametrize("case", ["box-obs/discrete-act", "box-obs/box-act", "discrete-obs/box-act"])
+def test_stacked_policy_runs_each_seed_as_its_lone_policy(case, use_sde):
+    obs_space, act_space = SPACE_CASES[case]
+    seeds = [0, 1, 2]
+    policies = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        policies.append(ActorCriticPolicy(obs_space, act_space, net_arch=[16, 16], use_sde=use_sde))
+    generators = [torch.Generator().manual_seed(10 + s) for s in seeds]
+    stacked = ActorCriticPolicy.stack(policies, generators)
+    obs = torch.stack([make_obs(obs_space) for _ in seeds])  # [K, B, ...]
+    actions, log_probs = stacked.act(obs)
+    values = stacked.value(obs)
+    ev_log_probs, entropy, ev_values = stacked.evaluate(obs, actions)
+    for k, policy in enumerate(policies):
+        torch.manual_seed(10 + seeds[k])  # the global stream where generators[k] started
+        lone_actions, lone_log_probs = policy.act(obs[k])
+        torch.testing.assert_close(actions[k], lone_actions, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(log_probs[k], lone_log_probs, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(values[k], policy.value(obs[k]), rtol=1e-5, atol=1e-5)
+        lone = policy.evaluate(obs[k], actions[k])
+        for got, expected in zip((ev_log_probs[k], entropy[k], ev_values[k]), lone, strict=True):
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    # write_back copies seed k's (changed) parameters into policies[k]
+    with torch.no_grad():
+        for param in stacked.parameters():
+            param.add_(1.0)
+    stacked.write_back(policies)
+    for k, policy in enumerate(policies):
+        for name, param in stacked.named_parameters():
+            assert torch.equal(dict(policy.named_parameters())[name], param[k])

@@ -5,6 +5,10 @@ Loss per minibatch (SB3 scaling, so rl-zoo hyperparameters transfer):
 where r = pi(a|s) / pi_old(a|s).  With clip_range_vf the value term is the larger of the
 clipped and unclipped squared errors.  beta (kl_coef) adapts after each update: doubled when
 the measured KL exceeds 1.5 * kl_target, halved below kl_target / 1.5; kl_coef 0 disables it.
+
+``ppo_loss`` is the one minibatch loss: every reduction runs over the last dim, so one seed's
+[B] tensors give scalar terms and K stacked seeds' [K, B] give [K] terms (pgrl.batched sums
+them, so each seed's gradient is its own).  ``adapt_kl_coef`` is the one beta rule.
 """
 
 from __future__ import annotations
@@ -56,14 +60,71 @@ def clipped_surrogate(log_probs, old_log_probs, advantages, clip_range: float):
     ratio = torch.exp(log_probs - old_log_probs)
     unclipped = ratio * advantages
     clipped = torch.clamp(ratio, 1.0 - clip_range, 1.0 + clip_range) * advantages
-    return -torch.min(unclipped, clipped).mean(), ratio
+    return -torch.min(unclipped, clipped).mean(dim=-1), ratio
 
 
 def value_loss(values, old_values, returns, clip_range_vf: float | None):
     if clip_range_vf is None:
-        return (returns - values).pow(2).mean()
+        return (returns - values).pow(2).mean(dim=-1)
     clipped = old_values + torch.clamp(values - old_values, -clip_range_vf, clip_range_vf)
-    return torch.max((returns - values).pow(2), (returns - clipped).pow(2)).mean()
+    return torch.max((returns - values).pow(2), (returns - clipped).pow(2)).mean(dim=-1)
+
+
+def ppo_loss(
+    c: PPOConfig,
+    log_probs: torch.Tensor,
+    entropy: torch.Tensor,
+    values: torch.Tensor,
+    old_log_probs: torch.Tensor,
+    old_values: torch.Tensor,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    clip_range: float,
+    clip_range_vf: float | None,
+    kl_coef: float | torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], Metrics]:
+    """One minibatch: inputs [B] (or [K, B]) -> (loss, terms, metrics), each value scalar (or [K]).
+
+    ``log_probs``, ``entropy`` and ``values`` come from the policy being trained, the rest from
+    the rollout.  terms (differentiable): policy, value, entropy (the negated mean entropy), kl
+    (a non-negative estimator of KL(old || new)); loss = policy + vf_coef value + ent_coef
+    entropy (+ kl_coef kl when ``kl_coef`` is given: a float, or [K] per seed).  metrics are the
+    detached terms and the clip fraction under pgrl's metric names.
+    """
+    adv = normalize(advantages) if c.normalize_advantage else advantages
+    pg_loss, ratio = clipped_surrogate(log_probs, old_log_probs, adv, clip_range)
+    vf_loss = value_loss(values, old_values, returns, clip_range_vf)
+    entropy_loss = -entropy.mean(dim=-1)
+    log_ratio = log_probs - old_log_probs
+    kl = ((ratio - 1.0) - log_ratio).mean(dim=-1)
+    loss = pg_loss + c.vf_coef * vf_loss + c.ent_coef * entropy_loss
+    if kl_coef is not None:
+        loss = loss + kl_coef * kl
+    terms = {"policy": pg_loss, "value": vf_loss, "entropy": entropy_loss, "kl": kl}
+    metrics: Metrics = {
+        "loss/policy": pg_loss.detach(),
+        "loss/value": vf_loss.detach(),
+        "loss/entropy": entropy_loss.detach(),
+        "stats/approx_kl": kl.detach(),
+        "stats/clip_frac": ((ratio - 1.0).abs() > clip_range).float().mean(dim=-1),
+    }
+    return loss, terms, metrics
+
+
+def adapt_kl_coef(kl_coef, measured, kl_target: float):
+    """beta doubled when the measured KL exceeds 1.5 kl_target, halved below kl_target / 1.5.
+
+    Floats for one seed; [K] tensors (float64, so the comparison is a lone run's) for K seeds.
+    """
+    if isinstance(kl_coef, torch.Tensor):
+        measured = measured.double()
+        factor = torch.where(measured > 1.5 * kl_target, 2.0, torch.where(measured < kl_target / 1.5, 0.5, 1.0))
+        return kl_coef * factor
+    if measured > 1.5 * kl_target:
+        return kl_coef * 2.0
+    if measured < kl_target / 1.5:
+        return kl_coef / 2.0
+    return kl_coef
 
 
 class PPO(Algorithm):
@@ -106,28 +167,15 @@ class PPO(Algorithm):
         for _ in range(c.n_epochs):
             for idx in minibatches(obs.shape[0], c.batch_size, obs.device):
                 log_probs, entropy, new_values = self.policy.evaluate(obs[idx], actions[idx])
-                adv = normalize(advantages[idx]) if c.normalize_advantage else advantages[idx]
-                pg_loss, ratio = clipped_surrogate(log_probs, old_log_probs[idx], adv, clip)
-                vf_loss = value_loss(new_values, values[idx], returns[idx], clip_vf)
-                entropy_loss = -entropy.mean()
-                log_ratio = log_probs - old_log_probs[idx]
-                kl = ((ratio - 1.0) - log_ratio).mean()  # non-negative estimator of KL(old || new)
-                loss = pg_loss + c.vf_coef * vf_loss + c.ent_coef * entropy_loss
-                if self.kl_coef > 0:
-                    loss = loss + self.kl_coef * kl
-                approx_kl = kl.detach()
-                if c.target_kl is not None and bool(approx_kl > 1.5 * c.target_kl):
+                loss, _, terms = ppo_loss(
+                    c, log_probs, entropy, new_values, old_log_probs[idx], values[idx], advantages[idx],
+                    returns[idx], clip, clip_vf, self.kl_coef if self.kl_coef > 0 else None,
+                )
+                if c.target_kl is not None and bool(terms["stats/approx_kl"] > 1.5 * c.target_kl):
                     stopped = True
                     break
                 optimizer_step(self.optimizer, loss, max_grad_norm=c.max_grad_norm)
                 n_updates += 1
-                terms = {
-                    "loss/policy": pg_loss.detach(),
-                    "loss/value": vf_loss.detach(),
-                    "loss/entropy": entropy_loss.detach(),
-                    "stats/approx_kl": approx_kl,
-                    "stats/clip_frac": ((ratio - 1.0).abs() > clip).float().mean(),
-                }
                 for key, value in terms.items():
                     sums[key] = sums.get(key, 0.0) + value
             if stopped:
@@ -136,11 +184,7 @@ class PPO(Algorithm):
         if n_updates:  # one check per update instead of a host sync per minibatch
             check_finite(self, metrics["loss/policy"] + metrics["loss/value"])
         if self.kl_coef > 0 and "stats/approx_kl" in metrics:
-            measured = float(metrics["stats/approx_kl"])
-            if measured > 1.5 * c.kl_target:
-                self.kl_coef *= 2.0
-            elif measured < c.kl_target / 1.5:
-                self.kl_coef /= 2.0
+            self.kl_coef = adapt_kl_coef(self.kl_coef, float(metrics["stats/approx_kl"]), c.kl_target)
             metrics["stats/kl_coef"] = self.kl_coef
         metrics["stats/explained_var"] = explained_variance(values, returns)
         metrics["stats/n_updates"] = float(n_updates)

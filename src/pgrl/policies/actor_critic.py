@@ -11,10 +11,17 @@ space's bounds only when they are sent to the environment (see ``to_env``).
 | value(obs)                 | obs [B, *obs_shape] | values [B]                               |
 | evaluate(obs, actions)     | obs, actions        | log_probs [B], entropy [B], values [B]   |
 | distribution(obs)          | obs                 | Categorical or DiagGaussian over B rows  |
+
+``ActorCriticPolicy.stack(policies, generators)`` makes one policy of K of the same shape: its
+nn.Linear layers become ``StackedLinear`` ([K, out, in] weights, one batched matmul), and the
+same methods then take [K, B, *obs_shape] inputs and give [K, B(, d)] outputs, seed k's rows
+from policy k.  Seed k's sampling noise (actions, gSDE matrices) is drawn from generators[k];
+``write_back`` copies seed k's parameters into policies[k].  pgrl.batched trains K seeds so.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import gymnasium as gym
@@ -23,8 +30,8 @@ import torch
 from torch import nn
 
 from pgrl.errors import ConfigError, EnvError
-from pgrl.policies.distributions import Categorical, DiagGaussian
-from pgrl.policies.networks import mlp, output_dim
+from pgrl.policies.distributions import Categorical, DiagGaussian, per_seed_noise
+from pgrl.policies.networks import mlp, output_dim, stack_network
 
 
 def _arch(net_arch: Any) -> tuple[list[int], list[int]]:
@@ -89,6 +96,10 @@ class ActorCriticPolicy(nn.Module):
         self.pi_head = mlp(pi_width, [], act_dim, ortho_init=ortho_init, out_gain=0.01)
         self.vf_head = mlp(vf_width, [], 1, ortho_init=ortho_init, out_gain=1.0)
         self.use_sde = bool(use_sde) and self.continuous
+        #: K for a policy made by ``stack`` (inputs [K, B, ...]), None for one policy (inputs [B, ...])
+        self.n_stacked: int | None = None
+        #: per-seed random streams of a stacked policy (None: the global stream)
+        self.generators: list[torch.Generator] | None = None
         if self.continuous:
             # gSDE: one log-std per (latent unit, action dim); otherwise one per action dim.
             shape = (pi_width, act_dim) if self.use_sde else (act_dim,)
@@ -96,6 +107,32 @@ class ActorCriticPolicy(nn.Module):
             self._exploration: torch.Tensor | None = None
             self.register_buffer("action_low", torch.as_tensor(action_space.low, dtype=torch.float32))
             self.register_buffer("action_high", torch.as_tensor(action_space.high, dtype=torch.float32))
+
+    # -- K policies as one ------------------------------------------------------------------------
+    @classmethod
+    def stack(
+        cls, policies: list[ActorCriticPolicy], generators: list[torch.Generator] | None = None
+    ) -> ActorCriticPolicy:
+        """One policy running ``policies`` (all of one shape) on [K, B, ...] inputs; see the module docstring."""
+        first = policies[0]
+        stacked = copy.copy(first)  # the attributes and buffers; modules and parameters replaced below
+        stacked._modules = dict(first._modules)
+        stacked._parameters = dict(first._parameters)
+        for name in ("trunk", "pi_body", "vf_body", "pi_head", "vf_head"):
+            setattr(stacked, name, stack_network([getattr(policy, name) for policy in policies]))
+        if first.continuous:
+            stacked.log_std = nn.Parameter(torch.stack([p.log_std.detach() for p in policies]).contiguous())
+            stacked._exploration = None
+        stacked.n_stacked, stacked.generators = len(policies), generators
+        return stacked
+
+    @torch.no_grad()
+    def write_back(self, policies: list[ActorCriticPolicy]) -> None:
+        """Copy seed k's parameters of this stacked policy into policies[k]."""
+        params = dict(self.named_parameters())
+        for k, policy in enumerate(policies):
+            for name, param in policy.named_parameters():
+                param.copy_(params[name][k])
 
     # -- parameter groups (algorithms with separate optimizers use these) --------------------
     def actor_parameters(self) -> list[nn.Parameter]:
@@ -110,9 +147,10 @@ class ActorCriticPolicy(nn.Module):
 
     # -- forward passes -------------------------------------------------------------------------
     def _features(self, obs: torch.Tensor) -> torch.Tensor:
+        lead = obs.shape[: 2 if self.n_stacked else 1]  # [B] or [K, B]
         if self.discrete_obs:
             obs = nn.functional.one_hot(obs.long().reshape(-1), int(self.observation_space.n)).float()
-        flat = obs.reshape(obs.shape[0], -1).float()
+        flat = obs.reshape(*lead, -1).float()
         return self.trunk(flat) if self.shared else flat  # skip the Identity call in the hot path
 
     def _dist(self, features: torch.Tensor) -> Categorical | DiagGaussian:
@@ -124,7 +162,8 @@ class ActorCriticPolicy(nn.Module):
         if not self.continuous:
             return latent, Categorical(out)
         if not self.use_sde:
-            return latent, DiagGaussian(out, self.log_std)
+            # a stacked policy's log_std [K, d] broadcasts over each seed's rows as [K, 1, d]
+            return latent, DiagGaussian(out, self.log_std.unsqueeze(1) if self.n_stacked else self.log_std)
         # gSDE: the action noise is latent @ theta with theta ~ N(0, std^2), so given the state the
         # action is Gaussian with variance (latent^2) @ std^2 (latent detached, as in SB3's default).
         variance = latent.detach().pow(2) @ torch.exp(2 * self.log_std)
@@ -134,10 +173,18 @@ class ActorCriticPolicy(nn.Module):
         return self._dist(self._features(obs))
 
     def reset_noise(self, n_envs: int) -> None:
-        """Draw new gSDE exploration matrices, one per environment ([n_envs, latent, act_dim])."""
-        if self.use_sde:
-            std = torch.exp(self.log_std.detach())
-            self._exploration = torch.randn((n_envs, *std.shape), device=std.device) * std
+        """Draw new gSDE exploration matrices, one per environment ([n_envs, latent, act_dim];
+        stacked: [K, n_envs, latent, act_dim], seed k's from generators[k])."""
+        if not self.use_sde:
+            return
+        std = torch.exp(self.log_std.detach())
+        if self.n_stacked is None:
+            noise = torch.randn((n_envs, *std.shape), device=std.device)
+        else:
+            std = std.unsqueeze(1)
+            noise = torch.empty((std.shape[0], n_envs, *std.shape[2:]), device=std.device)
+            noise = per_seed_noise(noise, self.generators, "normal")
+        self._exploration = noise * std
 
     def _value(self, features: torch.Tensor) -> torch.Tensor:
         return self.vf_head(features if self.shared else self.vf_body(features)).squeeze(-1)
@@ -150,11 +197,12 @@ class ActorCriticPolicy(nn.Module):
         if deterministic:
             actions = dist.mode()
         elif self.use_sde:
-            if self._exploration is None or self._exploration.shape[0] != obs.shape[0]:
-                self.reset_noise(obs.shape[0])
-            actions = dist.mean + torch.bmm(latent.detach().unsqueeze(1), self._exploration).squeeze(1)
+            n_envs = latent.shape[-2]
+            if self._exploration is None or self._exploration.shape[-3] != n_envs:
+                self.reset_noise(n_envs)
+            actions = dist.mean + torch.matmul(latent.detach().unsqueeze(-2), self._exploration).squeeze(-2)
         else:
-            actions = dist.sample()
+            actions = dist.sample(self.generators)
         return actions, dist.log_prob(actions)
 
     def evaluate(

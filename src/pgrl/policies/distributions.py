@@ -4,12 +4,16 @@ Written by hand rather than with torch.distributions: these two classes do only 
 algorithms need (sample, log_prob, entropy, mode, kl) without argument validation or
 broadcasting machinery, which is a measurable share of a small-network step on a CPU.
 
-Shapes (B = batch):
+Shapes (B = batch; any leading dims work the same, e.g. [K, B] for K stacked seeds):
 
 | distribution | params                 | actions        | log_prob / entropy |
 |--------------|------------------------|----------------|--------------------|
 | Categorical  | logits [B, n]          | [B] int64      | [B]                |
 | DiagGaussian | mean [B, d], log_std [d] or [B, d] | [B, d] float | [B] (summed over d) |
+
+``sample(generators)`` with K generators draws block k of the noise (leading dim k) from
+generators[k], exactly what a lone run's ``sample()`` draws for that block from the global
+stream when its state equals generators[k]'s; without, the global stream draws everything.
 """
 
 from __future__ import annotations
@@ -21,6 +25,16 @@ import torch
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
+def per_seed_noise(out: torch.Tensor, generators: list[torch.Generator], kind: str) -> torch.Tensor:
+    """Fill out[k] from generators[k] with "uniform" [0, 1) or "normal" noise; returns out."""
+    for block, generator in zip(out.unbind(0), generators, strict=True):
+        if kind == "uniform":
+            block.uniform_(generator=generator)
+        else:
+            block.normal_(generator=generator)
+    return out
+
+
 class Categorical:
     def __init__(self, logits: torch.Tensor):
         self.logits = torch.log_softmax(logits, dim=-1)
@@ -29,9 +43,13 @@ class Categorical:
     def probs(self) -> torch.Tensor:
         return self.logits.exp()
 
-    def sample(self) -> torch.Tensor:
+    def sample(self, generators: list[torch.Generator] | None = None) -> torch.Tensor:
         # Gumbel-max: one fused pass, no host sync (torch.multinomial is slower for small n).
-        u = torch.rand_like(self.logits).clamp_(min=1e-20)
+        if generators is None:
+            u = torch.rand_like(self.logits)
+        else:
+            u = per_seed_noise(torch.empty_like(self.logits), generators, "uniform")
+        u = u.clamp_(min=1e-20)
         return (self.logits - torch.log(-torch.log(u))).argmax(dim=-1)
 
     def mode(self) -> torch.Tensor:
@@ -58,8 +76,12 @@ class DiagGaussian:
         self.mean = mean
         self.log_std = log_std.expand_as(mean)
 
-    def sample(self) -> torch.Tensor:
-        return self.mean + self.log_std.exp() * torch.randn_like(self.mean)
+    def sample(self, generators: list[torch.Generator] | None = None) -> torch.Tensor:
+        if generators is None:
+            noise = torch.randn_like(self.mean)
+        else:
+            noise = per_seed_noise(torch.empty_like(self.mean), generators, "normal")
+        return self.mean + self.log_std.exp() * noise
 
     def mode(self) -> torch.Tensor:
         return self.mean
