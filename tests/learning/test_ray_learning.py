@@ -8,6 +8,27 @@ Solved means a greedy 100-episode mean >= 475 on Gymnasium's CartPole-v1 after t
 PPO uses its default preset (8 envs: 2 workers x 4, 100k steps, seed 0) and gets one attempt: its
 workers and learner are seeded and merged in worker order.  A3C's gradients arrive in an order
 the scheduler decides, so as in tests/learning/test_a3c_learning.py it gets up to ATTEMPTS seeds.
+
+The killed-actor run is PPO's with worker 1 SIGKILLed once past 20k steps: the restarted actor
+starts fresh episodes and fresh reward statistics at a moment a timer decides, so its curve is a
+different draw from the plain run's and not always solved at the end of the budget.  Swept with
+this test's exact setup (seeds 0-4, 1 torch thread, 2 Ray workers, AMD EPYC 2-core machine,
+2026-11; seconds on a loaded machine, about 2.5x the idle figure)::
+
+    seed   greedy 100 episodes   steps     seconds   restarts
+    0      500.0 ± 0.0           100,096   87        1
+    1      500.0 ± 0.0           100,096   92        1
+    2      431.2 ± 17.5          100,096   91        1
+    3      500.0 ± 0.0           100,096   94        1
+    4      500.0 ± 0.0           100,096   113       1
+    (seed 0 on an Intel Xeon with AVX-512: 392.6, the failure that made this a retry test)
+
+So one attempt misses 475 about one time in four or five (1 of 5 here, plus seed 0 elsewhere).
+Retry budget: up to KILLED_ATTEMPTS = 4 attempts with seeds 0, 1, 2, 3; at a per-attempt miss
+rate of 0.3 all four miss with probability 0.8%, at 0.2 with 0.16%, and the expected cost is
+about 1.3 runs.  The restart checks (the warning, 100,096 steps, one restart) hold on every
+attempt; only the return needs one.  The threshold stays 475 (a solved CartPole), not one
+lowered to a seed's score.
 """
 
 from __future__ import annotations
@@ -29,6 +50,7 @@ from pgrl.distributed import RayOptions, WorkerRestartWarning, ray_session
 
 THRESHOLD = 475.0
 ATTEMPTS = 3
+KILLED_ATTEMPTS = 4
 BIN = Path(sys.executable).parent
 RAY_PROCESS_NAMES = ("gcs_server", "raylet", "default_worker.py", "ray::", "dashboard", "log_monitor.py",
                      "monitor.py", "runtime_env")
@@ -106,30 +128,46 @@ def test_ppo_on_a_ray_cluster_solves_cartpole(ray_head, tmp_path):
 
 @pytest.mark.learning
 def test_killed_rollout_actor_is_restarted_and_its_rollout_collected_again(ray_head, tmp_path):
+    """Every attempt must restart the worker and collect its rollout again; one must solve the task.
+
+    Retry budget: up to KILLED_ATTEMPTS runs with seeds 0, 1, ... (see the module docstring for the
+    sweep that sized it); the restart checks hold on every attempt, the return on one.
+    """
     import ray
 
-    run_dir = tmp_path / "killed"
-    killed: list[int] = []
-
-    def kill_worker_1_mid_collection(model, row):
-        if not killed and model.num_timesteps >= 20_000:
-            pid = model._collector.group.pids[1]
-            killed.append(pid)
-            # SIGKILL a moment after this callback returns, while the next rollout is being collected
-            threading.Timer(0.005, os.kill, (pid, 9)).start()
-
+    attempts = []
     with ray_session(ray_head):  # joined here (train_run uses it as it is), left on the way out
-        with pytest.warns(WorkerRestartWarning, match=r"ray rollout worker 1 was lost \(\w+\); Ray restarts it"):
-            _, model, summary = runs.train_run(
-                "ppo", "CartPole-v1", seed=0, out=run_dir, progress_bar=False, eval_episodes=100,
-                callback=kill_worker_1_mid_collection, ray_options=RayOptions(num_workers=2),
-            )
-        assert ray.is_initialized()
+        for seed in range(KILLED_ATTEMPTS):
+            run_dir = tmp_path / f"killed-{seed}"
+            killed: list[int] = []
+
+            def kill_worker_1_mid_collection(model, row, killed=killed):
+                if not killed and model.num_timesteps >= 20_000:
+                    pid = model._collector.group.pids[1]
+                    killed.append(pid)
+                    # SIGKILL a moment after this callback returns, while the next rollout is being collected
+                    threading.Timer(0.005, os.kill, (pid, 9)).start()
+
+            started = time.monotonic()
+            with pytest.warns(WorkerRestartWarning, match=r"ray rollout worker 1 was lost \(\w+\); Ray restarts it"):
+                _, model, summary = runs.train_run(
+                    "ppo", "CartPole-v1", seed=seed, out=run_dir, progress_bar=False, eval_episodes=100,
+                    callback=kill_worker_1_mid_collection, ray_options=RayOptions(num_workers=2),
+                )
+            assert ray.is_initialized()
+            assert killed, "the callback never ran"
+            assert model.num_timesteps == 100_096  # every iteration got both workers' rollouts
+            assert _last_row(run_dir)["ray/restarts"] == "1.0"
+            mean = summary["eval_return_mean"]
+            attempts.append(f"seed {seed}: {mean:.1f} ± {summary['eval_return_std']:.1f} "
+                            f"in {time.monotonic() - started:.0f} s")
+            if mean >= THRESHOLD:
+                break
     assert not ray.is_initialized()
-    assert killed, "the callback never ran"
-    assert model.num_timesteps == 100_096  # every iteration got both workers' rollouts
-    assert _last_row(run_dir)["ray/restarts"] == "1.0"
-    assert summary["eval_return_mean"] >= THRESHOLD, summary
+    assert summary["eval_return_mean"] >= THRESHOLD, (
+        f"ppo with a killed rollout actor did not reach {THRESHOLD} in {KILLED_ATTEMPTS} attempts: "
+        + "; ".join(attempts)
+    )
 
 
 @pytest.mark.learning
