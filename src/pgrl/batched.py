@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +48,10 @@ from pgrl.config import build_config, load_preset, merge
 from pgrl.envs.make import make_env
 from pgrl.envs.normalize import ObsNormalizer, RewardScaler
 from pgrl.errors import ConfigError, PGRLError, TrainingError
-from pgrl.logging import RunLogger
+from pgrl.loops.rows import RunLog
 from pgrl.policies.actor_critic import ActorCriticPolicy
 from pgrl.returns import gae
-from pgrl.rollout.collector import record_episode_ends
-from pgrl.rollout.storage import Rollout
+from pgrl.rollout.collector import Collector
 
 BATCHED_ALGOS = ("ppo",)
 
@@ -134,9 +132,10 @@ class BatchedPPO:
                                if c.normalize else None)
         self.reward_scaler = (RewardScaler(self.n_envs, c.gamma, clip=c.clip_reward or 10.0, n_stacked=k).to(device)
                               if c.normalize_reward else None)
-        self.obs = self.env.reset()
-        self.episode_return = torch.zeros(k * self.n_envs, device=device)
-        self.episode_length = torch.zeros(k * self.n_envs, dtype=torch.int64, device=device)
+        # The lone runs' Collector, over stacked views: seed k's envs, noise and statistics are its own.
+        self.collector = Collector(self.env, self.policy, self.obs_normalizer, self.reward_scaler,
+                                   sde_sample_freq=c.sde_sample_freq, clip_reward=c.clip_reward, stack=k)
+        self.collector.reset()  # the streams were split above: no seed here
 
     def write_back(self) -> None:
         """Seed k's parameters, observation statistics and kl_coef into models[k]."""
@@ -147,53 +146,11 @@ class BatchedPPO:
             if self.kl_coef is not None:
                 model.kl_coef = float(self.kl_coef[i])
 
-    # -- collection: Collector._step for K seeds ----------------------------------------------------
-    def _normalize(self, obs: torch.Tensor, update: bool) -> torch.Tensor:
-        """obs [K*N, *obs] -> [K, N, *obs], normalized with seed k's statistics when normalize is on."""
-        obs = obs.view(self.k, self.n_envs, *self.obs_shape)
-        return self.obs_normalizer(obs, update=update) if self.obs_normalizer is not None else obs
-
     @torch.no_grad()
-    def collect(self, generators=None):
+    def collect(self):
         """One rollout of every seed: storage [T, K*N] and each seed's finished (returns, lengths)."""
-        c, k, n, policy = self.config, self.k, self.n_envs, self.policy
-        t_steps, kn = c.n_steps, self.k * self.n_envs
-        action_shape = tuple(self.env.single_action_space.shape or ())
-        rollout = Rollout.allocate(
-            t_steps, kn, self.obs_shape, action_shape,
-            torch.float32 if policy.continuous else torch.int64, self.device,
-        )
-        finished = torch.empty((t_steps, kn), device=self.device)
-        lengths = torch.zeros((t_steps, kn), dtype=torch.int64, device=self.device)
-        for t in range(t_steps):
-            if policy.use_sde and (t == 0 or (c.sde_sample_freq > 0 and t % c.sde_sample_freq == 0)):
-                policy.reset_noise(n)
-            obs = self._normalize(self.obs, update=True)
-            actions, log_probs = policy.act(obs)  # seed k's noise from its own generator
-            actions, log_probs = actions.reshape(kn, *action_shape), log_probs.reshape(kn)
-            step = self.env.step(policy.to_env(actions))
-            dones = step.terminated | step.truncated
-            record_episode_ends(self.episode_return, self.episode_length, step.rewards, dones,
-                                finished[t], lengths[t])
-            rewards = step.rewards
-            if self.reward_scaler is not None:
-                rewards = self.reward_scaler(rewards.view(k, n), dones.view(k, n)).reshape(kn)
-            elif c.clip_reward is not None:
-                rewards = rewards.clamp(-c.clip_reward, c.clip_reward)
-            rollout.obs[t] = obs.reshape(kn, *self.obs_shape)
-            rollout.actions[t], rollout.log_probs[t] = actions, log_probs
-            rollout.rewards[t] = rewards
-            rollout.next_obs[t] = self._normalize(step.final_obs, update=False).reshape(kn, *self.obs_shape)
-            rollout.terminated[t], rollout.truncated[t] = step.terminated, step.truncated
-            self.obs = step.obs
-        # one host copy per rollout: finished episodes per seed
-        finished = _per_seed_layout(finished, k).cpu()
-        lengths = _per_seed_layout(lengths, k).cpu()
-        episodes = []
-        for row, row_lengths in zip(finished, lengths, strict=True):
-            mask = ~torch.isnan(row)
-            episodes.append((row[mask].tolist(), row_lengths[mask].tolist()))
-        return rollout, episodes
+        rollout = self.collector.collect(self.config.n_steps)
+        return rollout, rollout.seed_episodes
 
     # -- update ----------------------------------------------------------------------------------
     def _step(self, active: list[bool] | None) -> None:
@@ -204,7 +161,7 @@ class BatchedPPO:
                     view.grad = param.grad[i] if active[i] else None
         self.optimizer.step()
 
-    def update(self, rollout, generators=None, progress_remaining: float = 1.0) -> dict[str, torch.Tensor | float]:
+    def update(self, rollout, progress_remaining: float = 1.0) -> dict[str, torch.Tensor | float]:
         c, k, lead = self.config, self.k, self.models[0]
         generators = self.generators
         lr = lead.lr_schedule(progress_remaining)
@@ -348,7 +305,7 @@ def train_batched(
         run_dirs.append(run_dir)
 
     batch = BatchedPPO(models, generators)
-    _train(batch, generators, total, run_dirs, stop_seconds, progress_bar, log_rows)
+    _train(batch, total, run_dirs, stop_seconds, progress_bar, log_rows)
     batch.write_back()
     summaries = []
     for model, run_dir in zip(models, run_dirs, strict=True):
@@ -361,63 +318,45 @@ def train_batched(
     return summaries
 
 
-def _train(batch: BatchedPPO, generators, total: int, run_dirs, stop_seconds, progress_bar, log_rows) -> None:
-    """The trainer's loop (pgrl.trainer.Trainer) for K seeds: same rows, same columns, per seed."""
+def _train(batch: BatchedPPO, total: int, run_dirs, stop_seconds, progress_bar, log_rows) -> None:
+    """The synchronous runner for K seeds: one RunLog per seed (its run folder, its episode
+    window), so each seed's rows are the rows a lone run writes."""
     models, k = batch.models, batch.k
-    loggers = [RunLogger(run_dir, total, progress_bar=False) for run_dir in run_dirs]
+    logs = [RunLog(model, total, log_dir=run_dir, log_rows=log_rows) for model, run_dir in zip(models, run_dirs,
+                                                                                               strict=True)]
+    lead = logs[0]
     bar = None
     if progress_bar:
         from tqdm import tqdm
 
         bar = tqdm(total=total, unit="step", dynamic_ncols=True, desc=f"{k} seeds")
-    recent = [(deque(maxlen=100), deque(maxlen=100)) for _ in range(k)]
-    episodes = [0] * k
-    log_every = max(1, total // log_rows)
-    steps, last_row_step = 0, -log_every
     started = time.perf_counter()
-    last_row_time, last_row_at = started, 0
     try:
-        while steps < total:
-            rollout, finished = batch.collect(generators)
-            progress_remaining = max(0.0, 1.0 - steps / total)
-            metrics = batch.update(rollout, generators, progress_remaining)
-            steps += rollout.n_steps * batch.n_envs
-            _check_finite(models, metrics, steps)
-            for i, (returns, lengths) in enumerate(finished):
-                recent[i][0].extend(returns)
-                recent[i][1].extend(lengths)
-                episodes[i] += len(returns)
-            now = time.perf_counter()
-            out_of_time = stop_seconds is not None and now - started >= stop_seconds
-            done = steps >= total or out_of_time
-            if steps - last_row_step >= log_every or done:
-                per_seed = {key: (value.tolist() if isinstance(value, torch.Tensor) else [value] * k)
-                            for key, value in metrics.items()}
-                sps = (steps - last_row_at) / max(now - last_row_time, 1e-9)
-                for i, logger in enumerate(loggers):
-                    row = {key: values[i] for key, values in per_seed.items()}
-                    row.update({
-                        "rollout/ep_return_mean": _mean(recent[i][0]),
-                        "rollout/ep_length_mean": _mean(recent[i][1]),
-                        "rollout/episodes": episodes[i],
-                        "time/elapsed": now - started,
-                        "time/sps": sps,
-                    })
-                    logger.log(steps, row)
-                last_row_step, last_row_time, last_row_at = steps, now, steps
-                if bar is not None:
-                    bar.update(steps - bar.n)
-                    returns = [_mean(r) for r, _ in recent]
-                    shown = _mean([r for r in returns if not math.isnan(r)])
-                    bar.set_postfix_str(f"return {shown:.1f} (mean of seeds)")
+        while not lead.done:
+            rollout, finished = batch.collect()
+            metrics = batch.update(rollout, progress_remaining=lead.progress_remaining())
+            steps = rollout.n_steps * batch.n_envs
+            _check_finite(models, metrics, models[0].num_timesteps + steps)
+            out_of_time = stop_seconds is not None and time.perf_counter() - started >= stop_seconds
+            step = models[0].num_timesteps + steps
+            row_due = out_of_time or step >= lead.target or step - lead.last_row_step >= lead.log_every
+            # per-seed values only when a row is written: one host copy then, none otherwise
+            per_seed = {key: (value.tolist() if isinstance(value, torch.Tensor) else [value] * k)
+                        for key, value in metrics.items()} if row_due else None
+            for i, (log, model) in enumerate(zip(logs, models, strict=True)):
+                model.num_timesteps = step
+                log.add_episodes(*finished[i])
+                log.step({key: values[i] for key, values in per_seed.items()} if row_due else None, final=out_of_time)
+            if bar is not None:
+                bar.update(models[0].num_timesteps - bar.n)
+                returns = [log.returns for log in logs if log.returns]
+                if returns:
+                    bar.set_postfix_str(f"return {_mean([_mean(r) for r in returns]):.1f} (mean of seeds)")
             if out_of_time:
                 break
     finally:
-        elapsed = time.perf_counter() - started
-        for i, model in enumerate(models):
-            model.num_timesteps, model.num_episodes, model.train_seconds = steps, episodes[i], elapsed
-        for logger in loggers:
-            logger.close()
+        for log in logs:
+            log.close()
         if bar is not None:
             bar.close()
 

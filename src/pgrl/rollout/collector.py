@@ -25,8 +25,11 @@ class Collector:
         reward_scaler: RewardScaler | None = None,
         sde_sample_freq: int = -1,
         clip_reward: float | None = None,
+        stack: int | None = None,
     ):
-        self.env, self.policy = env, policy
+        """``stack`` K: the policy and normalizers are K stacked seeds (pgrl.batched) and env
+        columns k*N ... k*N+N-1 are seed k's; they see [K, N, ...] views of the [K*N, ...] batch."""
+        self.env, self.policy, self.stack = env, policy, stack
         self.sde_sample_freq, self.clip_reward = sde_sample_freq, clip_reward
         self.obs_normalizer, self.reward_scaler = obs_normalizer, reward_scaler
         n, device = env.num_envs, env.device
@@ -98,6 +101,13 @@ class Collector:
     def _normalize(self, obs: torch.Tensor, update: bool) -> torch.Tensor:
         return self.obs_normalizer(obs, update=update) if self.obs_normalizer is not None else obs
 
+    # Stacked seeds see [K, N, ...] views of the env's [K*N, ...] tensors (identity otherwise).
+    def _per_seed(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(self.stack, -1, *x.shape[1:]) if self.stack else x
+
+    def _flat(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(-1, *x.shape[2:]) if self.stack else x
+
     def _storage_for(self, n_steps: int) -> Rollout:
         if self._storage is None or self._storage.n_steps != n_steps:
             self._storage = Rollout.allocate(
@@ -112,42 +122,53 @@ class Collector:
 
     def _step(self, rollout: Rollout, t: int, finished_returns: torch.Tensor, finished_lengths: torch.Tensor):
         if self.policy.use_sde and (t == 0 or (self.sde_sample_freq > 0 and t % self.sde_sample_freq == 0)):
-            self.policy.reset_noise(self.env.num_envs)
-        obs = self._normalize(self.obs, update=True)
+            self.policy.reset_noise(self.env.num_envs // (self.stack or 1))
+        obs = self._normalize(self._per_seed(self.obs), update=True)
         actions, log_probs = self.policy.act(obs)
+        actions, log_probs = self._flat(actions), self._flat(log_probs)
         step = self.env.step(self.policy.to_env(actions))
         dones = step.terminated | step.truncated
         record_episode_ends(self.episode_return, self.episode_length, step.rewards, dones,
                             finished_returns[t], finished_lengths[t])
-        rewards = self.reward_scaler(step.rewards, dones) if self.reward_scaler is not None else step.rewards
-        if self.clip_reward is not None and self.reward_scaler is None:
+        rewards = step.rewards
+        if self.reward_scaler is not None:
+            rewards = self._flat(self.reward_scaler(self._per_seed(rewards), self._per_seed(dones)))
+        elif self.clip_reward is not None:
             rewards = rewards.clamp(-self.clip_reward, self.clip_reward)
-        rollout.obs[t] = obs
+        rollout.obs[t] = self._flat(obs)
         rollout.actions[t] = actions
         rollout.log_probs[t] = log_probs
         rollout.rewards[t] = rewards
         rollout.terminated[t] = step.terminated
         rollout.truncated[t] = step.truncated
-        rollout.next_obs[t] = self._normalize(step.final_obs, update=False)
+        rollout.next_obs[t] = self._flat(self._normalize(self._per_seed(step.final_obs), update=False))
         self.obs = step.obs
+        self.last_step = step
         return dones
 
     @torch.no_grad()
-    def collect(self, n_steps: int) -> Rollout:
-        """n_steps steps of every environment; episodes continue across rollouts."""
+    def collect(self, n_steps: int, on_step=None) -> Rollout:
+        """n_steps steps of every environment; episodes continue across rollouts.
+
+        ``on_step(step)`` runs after every step (a callback's hook); False stops the rollout
+        there, with ``rollout.stopped`` set (the rollout is then not for training)."""
         if self.obs is None:
             self.reset()
         rollout = self._storage_for(n_steps)
         rollout.valid.fill_(True)
+        rollout.stopped = False
         finished_returns = torch.empty_like(rollout.rewards)
         finished_lengths = torch.empty_like(rollout.log_probs, dtype=torch.int64)
         for t in range(n_steps):
             self._step(rollout, t, finished_returns, finished_lengths)
+            if on_step is not None and not on_step(self.last_step):
+                rollout.stopped = True
+                return rollout
         self._record(rollout, finished_returns, finished_lengths, None)
         return rollout
 
     @torch.no_grad()
-    def collect_episodes(self, max_steps: int) -> Rollout:
+    def collect_episodes(self, max_steps: int, on_step=None) -> Rollout:
         """One whole episode from every environment, for Monte-Carlo methods.
 
         All environments are reset, then stepped until each has finished one episode; steps of
@@ -160,9 +181,13 @@ class Collector:
         finished_lengths = torch.empty_like(rollout.log_probs, dtype=torch.int64)
         ended = torch.zeros(self.env.num_envs, dtype=torch.bool, device=self.env.device)
         length = max_steps
+        rollout.stopped = False
         for t in range(max_steps):
             rollout.valid[t] = ~ended
             ended |= self._step(rollout, t, finished_returns, finished_lengths)
+            if on_step is not None and not on_step(self.last_step):
+                rollout.stopped = True
+                return rollout
             # One host sync every 16 steps to learn whether every episode is over.
             if t % 16 == 15 and bool(ended.all()):
                 length = t + 1
@@ -173,13 +198,22 @@ class Collector:
         self._record(rollout, finished_returns[:length], finished_lengths[:length], rollout.valid)
         return rollout
 
-    @staticmethod
-    def _record(rollout: Rollout, returns: torch.Tensor, lengths: torch.Tensor, valid: torch.Tensor | None):
+    def _record(self, rollout: Rollout, returns: torch.Tensor, lengths: torch.Tensor, valid: torch.Tensor | None):
+        """Finished episodes' returns and lengths onto the rollout, with one host copy; stacked
+        seeds also get ``rollout.seed_episodes``: (returns, lengths) of each seed."""
         mask = ~torch.isnan(returns)
         if valid is not None:
             mask &= valid
-        rollout.episode_returns = returns[mask].tolist()
-        rollout.episode_lengths = lengths[mask].tolist()
+        if not self.stack:
+            rollout.episode_returns = returns[mask].tolist()
+            rollout.episode_lengths = lengths[mask].tolist()
+            return
+        # seed-major, time order within each seed (how a lone run of that seed lists them)
+        per_seed = [x.reshape(x.shape[0], self.stack, -1).transpose(0, 1).reshape(self.stack, -1).cpu()
+                    for x in (returns, lengths, mask)]
+        rollout.seed_episodes = [(r[m].tolist(), n[m].tolist()) for r, n, m in zip(*per_seed, strict=True)]
+        rollout.episode_returns = [x for seed_returns, _ in rollout.seed_episodes for x in seed_returns]
+        rollout.episode_lengths = [x for _, seed_lengths in rollout.seed_episodes for x in seed_lengths]
 
 
 def record_episode_ends(
