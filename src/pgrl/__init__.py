@@ -1,5 +1,6 @@
 """pgrl: fast on-policy policy-gradient and actor-critic reinforcement learning in PyTorch."""
 
+from pgrl import callbacks
 from pgrl.algos import A2C, A3C, ALGORITHMS, PPO, REINFORCE, TRPO, VPG, ActorCritic, Algorithm
 from pgrl.envs.make import make_env, make_vec_env
 from pgrl.errors import PGRLError
@@ -16,6 +17,7 @@ __all__ = [
     "TRPO",
     "VPG",
     "ActorCritic",
+    "callbacks",
     "Algorithm",
     "PGRLError",
     "evaluate_policy",

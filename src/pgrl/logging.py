@@ -51,6 +51,9 @@ class RunLogger:
                 self._csv = csv.DictWriter(self._csv_file, fieldnames=fieldnames, extrasaction="ignore")
                 if path.stat().st_size == 0:
                     self._csv.writeheader()
+            new = [key for key in row if key not in self._csv.fieldnames]
+            if new:  # a column that appears later (a callback's logger.record): widen the file once
+                self._widen(new)
             self._csv.writerow(
                 {k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
             )
@@ -71,6 +74,24 @@ class RunLogger:
                 },
                 refresh=False,
             )
+
+    def _widen(self, new: list[str]) -> None:
+        """Rewrite metrics.csv (atomically) with ``new`` columns added; earlier rows leave them empty."""
+        path = self.log_dir / "metrics.csv"
+        self._csv_file.close()
+        with path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        fieldnames = list(self._csv.fieldnames) + new
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fieldnames)
+            writer.writeheader()
+            writer.writerows(rows)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        self._csv_file = path.open("a", newline="")
+        self._csv = csv.DictWriter(self._csv_file, fieldnames=fieldnames, extrasaction="ignore")
 
     def close(self) -> None:
         if self._bar is not None:

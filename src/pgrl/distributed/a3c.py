@@ -130,12 +130,17 @@ def learn_a3c(model, ray, max_staleness: int, total_timesteps: int | None = None
             metrics = None
             if rows.keys:  # rows wait for the first applied gradient: the CSV's columns come from it
                 metrics = {**rows.summary(), "async/dropped": float(dropped), "ray/restarts": float(group.restarts)}
-            stop = not log.step(metrics) or log.done
+            keep_going = True
+            if answered:  # a callback's _on_step runs once per batch of gradients (the envs are the actors')
+                log.rollout_start(None)
+                keep_going = log.rollout_end(0)
+            stop = not log.step(metrics) or log.done or not keep_going
             if log.last_row_step == model.num_timesteps:
                 rows.clear()
             if not stop and answered:
                 weights = ray.put(weights_of(model))  # once, for every actor that answered
                 pending.update(group.submit(rank, "compute", weights, version) for rank in answered)
+        log.end_training()
     finally:
         if group is not None:
             group.close()

@@ -80,12 +80,16 @@ def use_collector(algo, collector) -> None:
     algo._collector = collector
 
 
-def collect(algo) -> Rollout:
-    """One rollout: ``rollout_steps()`` steps of every env, or one whole episode of each ("episodes" mode)."""
+def collect(algo, on_step=None) -> Rollout:
+    """One rollout: ``rollout_steps()`` steps of every env, or one whole episode of each ("episodes" mode).
+
+    ``on_step(step)`` (a callback's per-step hook; local collectors only) runs after every env
+    step; False ends the rollout early with ``rollout.stopped`` set."""
     collector = collector_for(algo)
+    hook = {"on_step": on_step} if on_step is not None else {}
     if algo.rollout_mode == "episodes":
-        return collector.collect_episodes(algo.env.max_episode_steps or 10_000)
-    return collector.collect(algo.rollout_steps())
+        return collector.collect_episodes(algo.env.max_episode_steps or 10_000, **hook)
+    return collector.collect(algo.rollout_steps(), **hook)
 
 
 def rollout_steps_taken(algo, rollout: Rollout) -> int:

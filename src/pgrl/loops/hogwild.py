@@ -97,10 +97,14 @@ def train(algo, total_timesteps: int, *, log_dir: str | Path | None = None, prog
             metrics = board.metrics() if any(board.latest) else None
             if finished:
                 log.step(metrics, final=True)
+                log.end_training()
                 break
+            # A callback's _on_step runs once per report here: the envs step in the workers.
+            log.rollout_start(None)
+            keep_going = log.rollout_end(0)
             # After a stop (or at the budget, where workers stop by themselves) only the final row
             # and checkpoint are left, once every worker has exited.
-            if not stopping and (log.done or not log.step(metrics)):
+            if not stopping and (log.done or not keep_going or not log.step(metrics)):
                 stopping = True
                 stop_flag[0] = 1
     finally:

@@ -8,14 +8,21 @@ host sync every step: metrics stay tensors until a row is due.  RunLog also hold
 (start step, target, progress remaining), calls the callback with each row (False stops the
 run), stops at ``target_return``, and writes checkpoints when they are due.
 
+The callback (pgrl.callbacks: SB3's BaseCallback objects, lists of them, or a plain
+``callback(model, row)``) is driven from here too: training start and end, rollout start and
+end, the per-step hook a collector calls (``rollout_start`` returns it, None when no callback
+needs steps), and each row (``on_row``); values a callback records join the next row.
+
 Runners (pgrl.loops.trainer, pgrl.loops.hogwild, pgrl.distributed.a3c, pgrl.batched) do::
 
     log = RunLog(algo, total_timesteps, log_dir=..., callback=..., checkpointer=..., resume_state=...)
     while not log.done:
+        on_step = log.rollout_start(n_envs)   # the callback's per-step hook, or None
         ...                                   # train; algo.num_timesteps grows
         log.add_episodes(returns, lengths)
         if not log.step(metrics):             # row, callback, checkpoint when due
             break
+    log.end_training()                        # after a normal end: the callback's _on_training_end
     log.close()                               # in a finally: counters back on algo, logger closed
 
 ``state()`` is what a checkpoint stores so that a resumed run writes the same rows as an
@@ -30,6 +37,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from pgrl.callbacks import RowLogger, StepTimer, as_callback
 from pgrl.logging import RunLogger
 
 
@@ -37,7 +45,9 @@ class RunLog:
     def __init__(self, algo, total_timesteps: int, *, log_dir: str | Path | None = None, progress_bar: bool = False,
                  callback=None, checkpointer=None, resume_state: dict[str, Any] | None = None, log_rows: int = 200,
                  window: int = 100, target_return: float | None = None):
-        self.algo, self.callback, self.checkpointer = algo, callback, checkpointer
+        self.algo, self.checkpointer = algo, checkpointer
+        self.callback, self.recorded = as_callback(callback), RowLogger()
+        self._timer: StepTimer | None = None
         self.target_return, self.window = target_return, window
         state = resume_state or {}
         self.start_step = int(state.get("start_step", algo.num_timesteps))
@@ -56,6 +66,9 @@ class RunLog:
         self.last_row_step = int(state.get("last_row_step", self.start_step - self.log_every))
         self.last_row_time, self.last_row_at = self.started, algo.num_timesteps
         self.paused = 0.0  # seconds spent in callbacks and checkpoints
+        if self.callback is not None:
+            self.callback.init_callback(algo, self.recorded)
+            self.callback.on_training_start({"total_timesteps": self.total}, {})
 
     # -- budget ---------------------------------------------------------------------------------
     @property
@@ -77,13 +90,52 @@ class RunLog:
         """Mean return of the last ``window`` episodes; nan until there are that many."""
         return _mean(self.returns) if len(self.returns) == self.window else math.nan
 
+    # -- callback hooks ---------------------------------------------------------------------------
+    def rollout_start(self, steps_per_call: int | None) -> StepTimer | None:
+        """Before a rollout: the callback's _on_rollout_start; returns the per-step hook the
+        collector calls after each step of ``steps_per_call`` env steps (None: nothing per step,
+        or this collector steps no envs here)."""
+        callback = self.callback
+        self._timer = None
+        if callback is None:
+            return None
+        since = time.perf_counter()
+        callback.on_rollout_start()
+        self._pause(since)
+        if callback.needs_steps and steps_per_call:
+            self._timer = StepTimer(callback, steps_per_call)
+        return self._timer
+
+    def rollout_end(self, steps: int, stopped: bool = False) -> bool:
+        """After a rollout of ``steps`` env steps: _on_step once if no per-step hook ran (Ray,
+        worker processes), then _on_rollout_end.  False: a callback asked to stop."""
+        callback = self.callback
+        if callback is None:
+            return True
+        since = time.perf_counter()
+        keep_going = not stopped
+        if self._timer is None and callback.needs_steps:
+            callback.num_timesteps = self.algo.num_timesteps + steps
+            keep_going = callback.on_step() and keep_going
+        callback.on_rollout_end()
+        self._pause(since)
+        if self._timer is not None:
+            self.paused += self._timer.seconds
+            self.last_row_time += self._timer.seconds
+            self._timer = None
+        return keep_going
+
+    def end_training(self) -> None:
+        if self.callback is not None:
+            self.callback.on_training_end()
+
     # -- rows -----------------------------------------------------------------------------------
     def elapsed(self, now: float | None = None) -> float:
         return self.elapsed_before + (time.perf_counter() if now is None else now) - self.started - self.paused
 
     def row(self, metrics: dict[str, Any], now: float) -> dict[str, float]:
         algo = self.algo
-        row = {key: float(value) for key, value in metrics.items()}
+        row = {key: float(value) for key, value in {**metrics, **self.recorded.take()}.items()}
         row.update({
             "rollout/ep_return_mean": _mean(self.returns),
             "rollout/ep_length_mean": _mean(self.lengths),
@@ -105,7 +157,7 @@ class RunLog:
             self.logger.log(step, row)
             self.last_row_step, self.last_row_time, self.last_row_at = step, now, step
             if self.callback is not None:
-                keep_going = (self.callback(self.algo, row) is not False) and keep_going
+                keep_going = self.callback.on_row(row) and keep_going
                 self._pause(now)
         if self.checkpointer is not None and self.checkpointer.due(step, final=final or not keep_going):
             now = time.perf_counter()

@@ -20,6 +20,7 @@ import torch
 from pgrl.errors import TrainingError
 from pgrl.loops.collection import collect, collector_for, rollout_steps_taken
 from pgrl.loops.rows import RunLog
+from pgrl.rollout.collector import Collector
 
 
 def train(algo, total_timesteps: int, *, log_dir: str | Path | None = None, progress_bar: bool = False,
@@ -28,10 +29,14 @@ def train(algo, total_timesteps: int, *, log_dir: str | Path | None = None, prog
     log = RunLog(algo, total_timesteps, log_dir=log_dir, progress_bar=progress_bar, callback=callback,
                  checkpointer=checkpointer, resume_state=resume_state, log_rows=log_rows)
     collector = collector_for(algo)
+    steps_here = algo.env.num_envs if isinstance(collector, Collector) else None  # Ray's: no per-step hook
     algo.policy.train()
     try:
         while not log.done:
-            rollout = collect(algo)
+            on_step = log.rollout_start(steps_here)
+            rollout = collect(algo, on_step)
+            if not log.rollout_end(rollout_steps_taken(algo, rollout), rollout.stopped):
+                break  # a callback stopped training: no update on this rollout (as SB3)
             check_rollout(algo, rollout)
             metrics = algo.update(rollout, log.progress_remaining())
             check_gradients(algo)
@@ -40,6 +45,7 @@ def train(algo, total_timesteps: int, *, log_dir: str | Path | None = None, prog
             metrics.update(collector.metrics())
             if not log.step(metrics):
                 break
+        log.end_training()
     finally:
         algo.policy.eval()
         log.close()

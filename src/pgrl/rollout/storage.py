@@ -34,6 +34,8 @@ class Rollout:
     #: per-rollout episode statistics (finished episodes, raw rewards), on the host
     episode_returns: list[float] = field(default_factory=list)
     episode_lengths: list[int] = field(default_factory=list)
+    #: a callback stopped collection part-way (the rollout is then not trained on)
+    stopped: bool = False
 
     @classmethod
     def allocate(
