@@ -198,8 +198,10 @@ def load_model(cls, path: Path, env=None, device: str = "auto", overrides: dict 
     return algo
 
 
-def load_tensors(algo, tensors: dict[str, torch.Tensor], path: Path) -> None:
+def load_tensors(algo, tensors: dict[str, torch.Tensor], path: Path, only: set[str] | None = None) -> None:
     for prefix, module in algo.tensors().items():
+        if only is not None and prefix not in only:
+            continue
         state = {
             key[len(prefix) + 1 :]: value for key, value in tensors.items() if key.startswith(prefix + ".")
         }
@@ -223,6 +225,44 @@ def load_tensors(algo, tensors: dict[str, torch.Tensor], path: Path) -> None:
         if extra:
             raise CheckpointError(f"{path} has unexpected tensors ({sorted(extra)[0]}, ...) for {prefix}")
         module.load_state_dict({k: v.to(algo.device) for k, v in state.items()})
+
+
+def get_parameters(algo) -> dict[str, dict[str, Any]]:
+    """Every module's and optimizer's state dict, by name (Algorithm.get_parameters)."""
+    params: dict[str, dict[str, Any]] = {prefix: module.state_dict() for prefix, module in algo.tensors().items()}
+    params.update({f"optimizer.{name}": opt.state_dict() for name, opt in algo.optimizers().items()})
+    return params
+
+
+def set_parameters(algo, source, exact_match: bool = True) -> None:
+    """Load ``get_parameters``' dict or a model file's tensors into ``algo`` (Algorithm.set_parameters).
+
+    With ``exact_match`` every module must be given whole; otherwise the ones given are loaded.
+    """
+    if isinstance(source, str | Path):
+        path = Path(source)
+        _, tensors = read_model_file(path)
+        modules = {prefix: {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+                   for prefix in algo.tensors()}
+        source = {prefix: state for prefix, state in modules.items() if state}
+    if not isinstance(source, dict):
+        raise CheckpointError(
+            f"set_parameters takes a model file or get_parameters()'s dict, not {type(source).__name__}"
+        )
+    known = set(algo.tensors()) | {f"optimizer.{name}" for name in algo.optimizers()}
+    unknown = set(source) - known
+    if unknown:
+        raise CheckpointError(f"set_parameters got {sorted(unknown)[0]!r}, which this model does not have; "
+                              f"it has {', '.join(sorted(known))}")
+    missing = set(algo.tensors()) - set(source)
+    if exact_match and missing:
+        raise CheckpointError(f"set_parameters lacks {sorted(missing)[0]!r}; pass it or use exact_match=False")
+    modules = {prefix: module for prefix, module in algo.tensors().items() if prefix in source}
+    flat = {f"{prefix}.{key}": value for prefix in modules for key, value in source[prefix].items()}
+    load_tensors(algo, flat, Path("parameters"), only=set(modules))
+    for name, optimizer in algo.optimizers().items():
+        if f"optimizer.{name}" in source:
+            optimizer.load_state_dict(source[f"optimizer.{name}"])
 
 
 def _first_line(exc: BaseException) -> str:

@@ -26,25 +26,61 @@ ScheduleFn = Callable[[float], float]
 
 
 def parse_schedule(value: Any) -> float | str | ScheduleFn:
-    """Accept a number, "lin_<start>" (linear decay to 0 over training), or a callable of progress_remaining."""
-    if callable(value) or isinstance(value, bool):
-        if isinstance(value, bool):
-            raise ValueError("a schedule is a number, 'lin_<number>' or a callable, not a boolean")
+    """Accept a number >= 0, "lin_<start>" (linear decay to 0 over training), a callable of
+    progress_remaining, or a saved callable ({"sampled": [...]}, see ``schedule_to_json``)."""
+    if isinstance(value, bool):
+        raise ValueError("a schedule is a number, 'lin_<number>' or a callable, not a boolean")
+    if callable(value):
         return value
+    if isinstance(value, dict) and set(value) == {"sampled"}:
+        return SampledSchedule(value["sampled"])
     if isinstance(value, int | float):
+        if not value >= 0:
+            raise ValueError(f"a schedule's value must be 0 or more, got {value}")
         return float(value)
     if isinstance(value, str):
         text = value.strip()
         start = text[4:] if text.startswith("lin_") else text
         try:
-            float(start)
+            number = float(start)
         except ValueError:
             raise ValueError(f"'{value}' is not a number or 'lin_<number>' schedule") from None
-        return text if text.startswith("lin_") else float(text)
+        if not number >= 0:
+            raise ValueError(f"a schedule's value must be 0 or more, got '{value}'")
+        return text if text.startswith("lin_") else number
     raise ValueError(f"a schedule is a number, 'lin_<number>' or a callable, not {type(value).__name__}")
 
 
+def parse_positive_schedule(value: Any) -> float | str | ScheduleFn:
+    """A schedule whose start is above 0 (clip ranges)."""
+    value = parse_schedule(value)
+    start = value if isinstance(value, float) else float(value[4:]) if isinstance(value, str) else None
+    if start is not None and start <= 0:
+        raise ValueError(f"must be above 0, got {start:g}")
+    return value
+
+
+class SampledSchedule:
+    """A callable schedule as it is saved: its values at progress_remaining 1, 0.99, ..., 0,
+    linearly interpolated (models are data, not code: a function is not stored)."""
+
+    POINTS = 101
+
+    def __init__(self, values):
+        values = [float(v) for v in values]
+        if len(values) < 2 or not all(math.isfinite(v) and v >= 0 for v in values):
+            raise ValueError("a sampled schedule needs at least 2 finite values >= 0")
+        self.values = values
+
+    def __call__(self, progress_remaining: float) -> float:
+        position = (1.0 - min(max(progress_remaining, 0.0), 1.0)) * (len(self.values) - 1)
+        low = min(int(position), len(self.values) - 2)
+        weight = position - low
+        return self.values[low] * (1.0 - weight) + self.values[low + 1] * weight
+
+
 Schedule = Annotated[Any, BeforeValidator(parse_schedule)]
+PositiveSchedule = Annotated[Any, BeforeValidator(parse_positive_schedule)]
 
 
 def parse_budget(value: Any) -> Any:
@@ -73,9 +109,15 @@ def make_schedule(value: float | str | ScheduleFn) -> ScheduleFn:
     return lambda progress_remaining: constant
 
 
-def schedule_to_json(value: float | str | ScheduleFn) -> float | str:
-    """Schedules as JSON: callables are saved as their value at the start of training."""
-    return float(value(1.0)) if callable(value) else value
+def schedule_to_json(value: float | str | ScheduleFn) -> float | str | dict[str, list[float]]:
+    """Schedules as JSON: a callable is saved as its values at 101 evenly spaced points of
+    progress_remaining (1 to 0), which load back as a SampledSchedule that interpolates them."""
+    if not callable(value):
+        return value
+    if isinstance(value, SampledSchedule):  # a loaded schedule saves as itself
+        return {"sampled": list(value.values)}
+    points = SampledSchedule.POINTS
+    return {"sampled": [float(value(1.0 - i / (points - 1))) for i in range(points)]}
 
 
 # -- config models -----------------------------------------------------------------------------

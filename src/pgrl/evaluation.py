@@ -20,6 +20,10 @@ def evaluate_policy(
     backend: str = "auto",
     return_episode_rewards: bool = False,
     max_steps: int = 100_000,
+    render: bool = False,
+    callback=None,
+    reward_threshold: float | None = None,
+    warn: bool = True,
 ):
     """Run ``n_eval_episodes`` episodes and return (mean, std) of their returns, or (returns,
     lengths) lists with ``return_episode_rewards``, like Stable-Baselines3.
@@ -28,7 +32,10 @@ def evaluate_policy(
     episode, all stepped together; a gym.Env, a Gymnasium VectorEnv or a pgrl VecEnv is used as
     it is, copy i playing episodes i, i + N, ... (SB3's split).  Evaluation seeds default to
     10**6 + model seed, away from the training seeds (seed * 1000 + i).  ``max_steps`` caps each
-    episode.
+    episode.  As SB3's: ``render`` renders every step (a Gymnasium env made with a render_mode),
+    ``callback(locals, globals)`` runs after every step, ``reward_threshold`` raises an
+    AssertionError when the mean return is not above it; ``warn`` is accepted for SB3's
+    signature (pgrl counts whole episodes itself, with no Monitor wrapper to warn about).
     """
     if env is None:
         env = getattr(model, "env_source", None) or model.env_id
@@ -41,6 +48,12 @@ def evaluate_policy(
     own_env = kind in ("id", "factory", "instance", "vector")
     copies = n_eval_episodes if kind in ("id", "factory") else 1
     vec = to_vec_env(env, copies, backend=backend, device=model.device) if own_env else env
+    if render and not callable(getattr(vec, "render", None)):
+        if own_env:
+            vec.close()
+        raise EnvError(f"evaluate_policy(render=True) needs a Gymnasium env made with a render_mode; "
+                       f"{vec.env_id} here is pgrl's native env, which does not render: pass "
+                       "backend='gymnasium' or the env itself")
     try:
         obs = vec.reset(seed=10**6 + model.seed if seed is None else seed)
         n = vec.num_envs
@@ -52,7 +65,8 @@ def evaluate_policy(
         cap = min(vec.max_episode_steps or max_steps, max_steps) * int(targets.max())
         was_training = model.policy.training
         model.policy.eval()
-        for t in range(cap):
+        finished = False
+        for _ in range(cap):
             actions, _ = model.policy.act(model.normalize_obs(obs), deterministic=deterministic)
             step = vec.step(model.policy.to_env(actions))
             live = counts < targets
@@ -64,10 +78,15 @@ def evaluate_policy(
                 episodes += zip(counts[ended].tolist(), ended.tolist(), running[ended].tolist(),
                                 running_len[ended].tolist(), strict=True)
                 counts += done.long()
+                finished = bool((counts >= targets).all())
+            if render:
+                vec.render()
+            if callback is not None:
+                callback(locals(), globals())
             running.masked_fill_(step.terminated | step.truncated, 0.0)
             running_len.masked_fill_(step.terminated | step.truncated, 0)
             obs = step.obs
-            if t % 16 == 15 and bool((counts >= targets).all()):
+            if finished:
                 break
         model.policy.train(was_training)
     finally:
@@ -75,6 +94,9 @@ def evaluate_policy(
             vec.close()
     episodes.sort()  # copy order within each round, as SB3 lists them
     returns, lengths = [e[2] for e in episodes], [e[3] for e in episodes]
+    if reward_threshold is not None:
+        mean = float(np.mean(returns))
+        assert mean > reward_threshold, f"Mean reward below threshold: {mean:.2f} < {reward_threshold:.2f}"
     if return_episode_rewards:
         return returns, lengths
     return float(np.mean(returns)), float(np.std(returns))

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
+from pgrl import checkpoint
 from pgrl.algos import common
 from pgrl.algos.common import Capabilities, Metrics
 from pgrl.config import AlgoConfig, build_config, load_preset, make_schedule, merge
@@ -133,13 +134,16 @@ class Algorithm(abc.ABC):
 
     def learn(self, total_timesteps: int | None = None, *, progress_bar: bool = False,
               log_dir: str | Path | None = None, callback=None, checkpointer=None,
-              resume_state: dict[str, Any] | None = None) -> Algorithm:
+              resume_state: dict[str, Any] | None = None, reset_num_timesteps: bool = True) -> Algorithm:
         """Train for ``total_timesteps`` env steps (default: the preset's n_timesteps) with the
         runner of ``capabilities.runner``.  ``checkpointer``: a pgrl.checkpoint.Checkpointer;
         ``resume_state``: what pgrl.checkpoint.load_checkpoint returned (the budget then counts
-        from the resumed run's start)."""
+        from the resumed run's start).  ``reset_num_timesteps`` (SB3's): count from 0 again, not
+        from the last ``learn``'s end (the envs' episodes go on either way)."""
         from pgrl.loops import run
 
+        if reset_num_timesteps and resume_state is None:
+            self.num_timesteps = self.num_episodes = 0
         run(self, self.budget(total_timesteps), log_dir=log_dir, progress_bar=progress_bar, callback=callback,
             checkpointer=checkpointer, resume_state=resume_state)
         return self
@@ -155,41 +159,38 @@ class Algorithm(abc.ABC):
     @torch.no_grad()
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         """Actions for one observation or a batch, as numpy (SB3's ``(actions, state)`` pair)."""
-        obs, single = common.observation_batch(observation, tuple(self.observation_space.shape or ()), self.device)
-        actions, _ = self.policy.act(self.normalize_obs(obs), deterministic=deterministic)
-        actions = self.policy.to_env(actions).cpu().numpy()
-        return (actions[0] if single else actions), None
+        return common.predict_actions(self, observation, deterministic), None
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        from pgrl.checkpoint import save_model
-
-        return save_model(self, Path(path))
+        return checkpoint.save_model(self, Path(path))
 
     @classmethod
     def load(cls, path: str | Path, env: Any = None, device: str = "auto", **overrides):
-        from pgrl.checkpoint import load_model
+        return checkpoint.load_model(cls, Path(path), env=env, device=device, overrides=overrides)
 
-        return load_model(cls, Path(path), env=env, device=device, overrides=overrides)
+    def get_parameters(self) -> dict[str, dict[str, Any]]:
+        """State dicts by name: "policy", "obs_normalizer", "optimizer.<attribute>" (SB3's shape)."""
+        return checkpoint.get_parameters(self)
+
+    def set_parameters(self, load_path_or_dict, exact_match: bool = True, device: str = "auto") -> None:
+        """Load ``get_parameters()``'s dict, or the tensors of a saved model file, into this model."""
+        checkpoint.set_parameters(self, load_path_or_dict, exact_match)
 
     def tensors(self) -> dict[str, nn.Module]:
         """Modules whose state is saved with the model."""
-        modules: dict[str, nn.Module] = {"policy": self.policy}
-        if self.obs_normalizer is not None:
-            modules["obs_normalizer"] = self.obs_normalizer
-        return modules
+        extra = {"obs_normalizer": self.obs_normalizer} if self.obs_normalizer is not None else {}
+        return {"policy": self.policy, **extra}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Optimizers whose state goes into training checkpoints, by attribute name."""
         return {name: value for name, value in vars(self).items() if isinstance(value, torch.optim.Optimizer)}
 
-    def training_state(self) -> dict[str, Any]:
-        """JSON-able algorithm state beyond modules and optimizers (PPO: the adaptive ``kl_coef``)."""
+    def training_state(self) -> dict[str, Any]:  # JSON-able state beyond modules and optimizers (PPO: kl_coef)
         return {}
 
     def load_training_state(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
-        """Inverse of ``training_state``."""
-        return None
+        return None  # the inverse of training_state
 
     def describe(self) -> dict[str, Any]:
         return {"algo": self.name, "env_id": self.env_id, "config": self.config.to_json(), "seed": self.seed}

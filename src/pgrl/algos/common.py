@@ -74,9 +74,26 @@ def training_budget(name: str, total_timesteps: int | None, n_timesteps: int | N
     return int(total)
 
 
+@torch.no_grad()
+def predict_actions(algo, observation, deterministic: bool) -> np.ndarray:
+    """``Algorithm.predict``'s actions as SB3 returns them: an ndarray in the action space's dtype,
+    [B, ...] for a batch, without the batch dim for one observation (0-d for Discrete)."""
+    if isinstance(observation, tuple) and len(observation) == 2 and isinstance(observation[1], dict):
+        raise EnvError("predict got a tuple (observation, info), as env.reset() returns it; "
+                       "pass the observation only: obs, info = env.reset(); model.predict(obs)")
+    obs, single = observation_batch(observation, tuple(algo.observation_space.shape or ()), algo.device)
+    actions, _ = algo.policy.act(algo.normalize_obs(obs), deterministic=deterministic)
+    actions = algo.policy.to_env(actions).cpu().numpy().astype(algo.action_space.dtype, copy=False)
+    return actions.squeeze(0) if single else actions
+
+
 def observation_batch(observation, obs_shape: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, bool]:
     """One observation or a batch as a float tensor [B, *obs_shape], and whether it was one."""
-    obs = torch.as_tensor(np.asarray(observation), dtype=torch.float32, device=device)
+    try:
+        obs = torch.as_tensor(np.asarray(observation, dtype=np.float32), device=device)
+    except (TypeError, ValueError) as exc:
+        raise EnvError(f"predict takes an array of observations of shape {obs_shape} or [B, *{obs_shape}], "
+                       f"not {type(observation).__name__} ({exc})") from None
     single = obs.shape == obs_shape
     if single:
         obs = obs.unsqueeze(0)

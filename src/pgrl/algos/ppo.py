@@ -28,7 +28,7 @@ from pgrl.algos.common import (
     rollout_values,
     set_learning_rate,
 )
-from pgrl.config import AlgoConfig, Schedule, make_schedule
+from pgrl.config import AlgoConfig, PositiveSchedule, make_schedule
 from pgrl.returns import gae
 
 
@@ -37,8 +37,8 @@ class PPOConfig(AlgoConfig):
     batch_size: int = Field(64, gt=0)
     n_epochs: int = Field(10, gt=0)
     gae_lambda: float = Field(0.95, ge=0.0, le=1.0)
-    clip_range: Schedule = 0.2
-    clip_range_vf: Schedule | None = None
+    clip_range: PositiveSchedule = 0.2
+    clip_range_vf: PositiveSchedule | None = None
     normalize_advantage: bool = True
     vf_coef: float = Field(0.5, ge=0.0)
     target_kl: float | None = Field(None, gt=0.0)

@@ -61,7 +61,7 @@ class GymVecEnv(VecEnv):
         if self.max_episode_steps is None and isinstance(self.vec, gym.vector.SyncVectorEnv):
             first = self.vec.envs[0].spec
             self.max_episode_steps = getattr(first, "max_episode_steps", None)
-        self._discrete_actions = isinstance(self.single_action_space, gym.spaces.Discrete)
+        self._action_dtype = self.single_action_space.dtype or np.float32
 
     def _obs(self, obs: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
@@ -72,9 +72,8 @@ class GymVecEnv(VecEnv):
         return self._obs(obs)
 
     def step(self, actions: torch.Tensor) -> Step:
-        actions_np = actions.detach().cpu().numpy()
-        if self._discrete_actions:
-            actions_np = actions_np.astype(np.int64)
+        # in the space's own dtype (int64 for Discrete, float64 for a float64 Box), as SB3 sends them
+        actions_np = actions.detach().cpu().numpy().astype(self._action_dtype, copy=False)
         obs, rewards, terminated, truncated, info = self.vec.step(actions_np)
         final_obs = obs
         if self._masked_resets:
@@ -94,6 +93,10 @@ class GymVecEnv(VecEnv):
             truncated=torch.as_tensor(truncated, dtype=torch.bool, device=self.device),
             final_obs=self._obs(final_obs),
         )
+
+    def render(self):
+        """The vector env's frames (its envs' render_mode decides what that is)."""
+        return self.vec.render()
 
     def close(self) -> None:
         self.vec.close()
