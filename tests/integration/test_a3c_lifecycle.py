@@ -112,7 +112,7 @@ def test_budget_is_respected_and_workers_exit_cleanly():
     assert 1_000 <= model.num_timesteps < 1_000 + per_round
     assert any(not torch.equal(b, p) for b, p in zip(before, model.policy.parameters(), strict=True))
     _assert_no_workers_left(model)
-    model.learn(500)  # learning again continues the step count with new workers
+    model.learn(500, reset_num_timesteps=False)  # learning again continues the step count with new workers
     assert model.num_timesteps >= 1_500
 
 
