@@ -9,6 +9,10 @@ to the dead driver's job) within ACTORS_GONE_S, and ``pgrl train --resume RUN_DI
 finishes the run, whose final model must reach a greedy 100-episode mean >= 475.
 
 Retry budget: as for every A3C curve, up to ATTEMPTS tries with seeds 0, 1, ...
+ATTEMPTS = 3: the default preset solved 8 of 8 plain runs (5 Hogwild, 3 on Ray; sweeps in
+tests/learning/test_a3c_learning.py and test_ray_learning.py), and its gae variant missed 1 of 5,
+so at a per-try miss rate of 0.2 all three tries miss with probability 0.8%.  The kill-and-resume
+sequence itself was run once per test here (it solved at the first try), not swept over seeds.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from test_ray_learning import ray_head  # noqa: F401 - the Ray head fixture (`ra
 
 import pgrl
 
-ATTEMPTS = 2
+ATTEMPTS = 3
 CHECKPOINT_EVERY = 10_000
 ACTORS_GONE_S = 30.0
 

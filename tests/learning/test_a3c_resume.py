@@ -15,6 +15,10 @@ CartPole-v1.
 Retry budget: A3C's curve depends on how the OS interleaves the workers (see
 tests/learning/test_a3c_learning.py), so the whole kill-and-resume sequence gets up to ATTEMPTS
 tries with seeds 0, 1, ...; every check except the final return must hold on every try.
+ATTEMPTS = 3: the default preset solved 8 of 8 plain runs (5 Hogwild, 3 on Ray; sweeps in
+tests/learning/test_a3c_learning.py and test_ray_learning.py), and its gae variant missed 1 of 5,
+so at a per-try miss rate of 0.2 all three tries miss with probability 0.8%.  The kill-and-resume
+sequence itself was run once per test here (it solved at the first try), not swept over seeds.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import pgrl
 from pgrl.checkpoint import checkpoint_files, load_checkpoint, read_model_file
 
 BIN = Path(sys.executable).parent
-ATTEMPTS = 2
+ATTEMPTS = 3
 KILLS = 5
 CHECKPOINT_EVERY = 10_000
 THRESHOLD = 475.0
