@@ -53,7 +53,15 @@ from pgrl.policies.actor_critic import ActorCriticPolicy
 from pgrl.returns import gae
 from pgrl.rollout.collector import Collector
 
-BATCHED_ALGOS = ("ppo",)
+
+def batched_algorithms() -> list[str]:
+    """Algorithms whose seeds can train as one batch (``capabilities.batched_seeds``)."""
+    from pgrl.algos import ALGORITHMS
+
+    return [name for name, cls in ALGORITHMS.items() if cls.capabilities.batched_seeds]
+
+
+BATCHED_ALGOS = tuple(batched_algorithms())
 
 
 def batched_unsupported(
@@ -65,7 +73,7 @@ def batched_unsupported(
     written for PPO's update) or an environment without a native batched implementation (the
     K·N environments must be one tensor env to step as one).
     """
-    if algo.lower() not in BATCHED_ALGOS:
+    if algo.lower() not in batched_algorithms():
         return f"{algo} trains one seed per process (batched seeds exist for {', '.join(BATCHED_ALGOS)})"
     from pgrl.envs.native import NATIVE_ENVS
 

@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 
 from pgrl.algos.base import Algorithm
 from pgrl.algos.common import (
+    Capabilities,
     Metrics,
     check_finite,
     explained_variance,
@@ -130,6 +131,7 @@ def adapt_kl_coef(kl_coef, measured, kl_target: float):
 class PPO(Algorithm):
     name = "ppo"
     config_class = PPOConfig
+    capabilities = Capabilities(batched_seeds=True)  # pgrl.batched trains K seeds through ppo_loss
 
     def _setup(self) -> None:
         self.optimizer = self.make_optimizer(self.policy.parameters(), self.lr_schedule(1.0))
