@@ -1,9 +1,9 @@
 """The Hogwild runner: worker processes train one shared model without locks (A3C).
 
 ``train`` starts ``config.n_workers`` processes (torch.multiprocessing, spawn), each with
-``config.n_envs`` environments built from the env id (with env_backend, vectorization and
-env_kwargs; a VecEnv given to the constructor only supplies the spaces) and a local copy of the
-policy.  A worker loops: copy the shared parameters into its local model, collect
+``config.n_envs`` environments made from ``algo.env_source`` (an env id, with env_backend,
+vectorization and env_kwargs, or a picklable factory; an env instance cannot be shared, and is
+refused) and a local copy of the policy.  A worker loops: copy the shared parameters into its local model, collect
 ``n_steps x n_envs`` transitions, and call the algorithm's ``worker_update(local, shared,
 optimizers, clip_groups, rollout, config, progress_remaining, step)``, which steps the shared
 optimizers (``algo.optimizer_list()``, state in shared memory).  The runner never knows the loss.
