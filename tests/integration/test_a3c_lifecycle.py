@@ -162,7 +162,10 @@ def test_checkpoint_round_trip_keeps_the_optimizer_state_in_shared_memory(tmp_pa
     model = pgrl.A3C("MlpPolicy", "CartPole-v1", seed=8, **kwargs)
     model.learn(1_000, checkpointer=Checkpointer(tmp_path, every=300, keep=10))
     files = checkpoint_files(tmp_path)
-    assert len(files) >= 3 and files[-1][0] == model.num_timesteps  # periodic ones, then the final one
+    # Periodic checkpoints are written when the supervisor polls (every 0.25 s), so how many a
+    # 1,000-step run gets depends on the machine's speed; the final one is always there.
+    # (tests/learning/test_a3c_resume.py kills runs between periodic checkpoints.)
+    assert files and files[-1][0] == model.num_timesteps
     for _, path in files:
         header, _ = read_model_file(path)
         assert header["kind"] == "checkpoint" and header["algo"] == "a3c"
