@@ -35,12 +35,13 @@ def train(algo, total_timesteps: int, *, log_dir: str | Path | None = None, prog
         while not log.done:
             on_step = log.rollout_start(steps_here)
             rollout = collect(algo, on_step)
-            if not log.rollout_end(rollout_steps_taken(algo, rollout), rollout.stopped):
+            steps = rollout_steps_taken(algo, rollout)  # one host sync in "episodes" mode, none otherwise
+            if not log.rollout_end(steps, rollout.stopped):
                 break  # a callback stopped training: no update on this rollout (as SB3)
             check_rollout(algo, rollout)
             metrics = algo.update(rollout, log.progress_remaining())
             check_gradients(algo)
-            algo.num_timesteps += rollout_steps_taken(algo, rollout)
+            algo.num_timesteps += steps
             log.add_episodes(rollout.episode_returns, rollout.episode_lengths)
             metrics.update(collector.metrics())
             if not log.step(metrics):
