@@ -34,7 +34,6 @@ Shapes: K seeds, N envs per seed, T steps per rollout, B minibatch rows per seed
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,7 @@ from pgrl.config import build_config, load_preset, merge
 from pgrl.envs.make import make_env
 from pgrl.envs.normalize import ObsNormalizer, RewardScaler
 from pgrl.errors import ConfigError, PGRLError, TrainingError
-from pgrl.loops.rows import RunLog
+from pgrl.loops.rows import RunLog, mean_or_nan
 from pgrl.policies.actor_critic import ActorCriticPolicy
 from pgrl.returns import gae
 from pgrl.rollout.collector import Collector
@@ -359,7 +358,7 @@ def _train(batch: BatchedPPO, total: int, run_dirs, stop_seconds, progress_bar, 
                 bar.update(models[0].num_timesteps - bar.n)
                 returns = [log.returns for log in logs if log.returns]
                 if returns:
-                    bar.set_postfix_str(f"return {_mean([_mean(r) for r in returns]):.1f} (mean of seeds)")
+                    bar.set_postfix_str(f"return {mean_or_nan([mean_or_nan(r) for r in returns]):.1f} (mean of seeds)")
             if out_of_time:
                 break
     finally:
@@ -380,9 +379,6 @@ def _check_finite(models: list[PPO], metrics, steps: int) -> None:
         "lower learning_rate or max_grad_norm, or train that seed alone with normalize on"
     )
 
-
-def _mean(values) -> float:
-    return float(sum(values) / len(values)) if values else math.nan
 
 
 __all__ = ["BATCHED_ALGOS", "BatchedPPO", "batched_unsupported", "build_models", "train_batched"]

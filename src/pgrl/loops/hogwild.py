@@ -22,7 +22,6 @@ this call starts; 0 for a fresh model), so a resumed run starts fresh episodes.
 from __future__ import annotations
 
 import copy
-import math
 import os
 import pickle
 import signal
@@ -40,7 +39,7 @@ import torch.multiprocessing as mp
 from pgrl.envs.make import to_vec_env
 from pgrl.envs.normalize import RewardScaler
 from pgrl.errors import ConfigError, TrainingError
-from pgrl.loops.rows import RunLog
+from pgrl.loops.rows import RunLog, mean_or_nan
 from pgrl.rollout.collector import Collector
 
 REPORT_SECONDS = 0.25  # how often a worker sends its episode returns and mean metrics
@@ -159,9 +158,6 @@ def _discard(conn: Connection) -> None:
         pass
 
 
-def _mean(values) -> float:
-    return float(sum(values) / len(values)) if values else math.nan
-
 
 class _Board:
     """What the parent knows of each worker: status, latest metrics, error text; new episodes."""
@@ -225,7 +221,7 @@ class _Board:
     def metrics(self) -> dict[str, float]:
         """Metrics averaged over the workers' latest reports."""
         keys = sorted({key for latest in self.latest for key in latest})
-        return {key: _mean([m[key] for m in self.latest if key in m]) for key in keys}
+        return {key: mean_or_nan([m[key] for m in self.latest if key in m]) for key in keys}
 
 
 # -- the worker process -------------------------------------------------------------------------

@@ -88,7 +88,7 @@ class RunLog:
 
     def recent_mean(self) -> float:
         """Mean return of the last ``window`` episodes; nan until there are that many."""
-        return _mean(self.returns) if len(self.returns) == self.window else math.nan
+        return mean_or_nan(self.returns) if len(self.returns) == self.window else math.nan
 
     # -- callback hooks ---------------------------------------------------------------------------
     def rollout_start(self, steps_per_call: int | None) -> StepTimer | None:
@@ -137,8 +137,8 @@ class RunLog:
         algo = self.algo
         row = {key: float(value) for key, value in {**metrics, **self.recorded.take()}.items()}
         row.update({
-            "rollout/ep_return_mean": _mean(self.returns),
-            "rollout/ep_length_mean": _mean(self.lengths),
+            "rollout/ep_return_mean": mean_or_nan(self.returns),
+            "rollout/ep_length_mean": mean_or_nan(self.lengths),
             "rollout/episodes": self.episodes,
             "time/elapsed": self.elapsed(now),
             "time/sps": (algo.num_timesteps - self.last_row_at) / max(now - self.last_row_time, 1e-9),
@@ -191,5 +191,6 @@ class RunLog:
         self.logger.close()
 
 
-def _mean(values) -> float:
+def mean_or_nan(values) -> float:
+    """The mean of a sequence of numbers; nan when it is empty (a row before any episode ended)."""
     return float(sum(values) / len(values)) if values else math.nan
