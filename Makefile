@@ -8,9 +8,9 @@ STAMP  := $(VENV)/.pgrl-installed
 TORCH  := torch==2.13.0
 PYTEST_ARGS ?=
 # Every extra is installed for the tests, so CI exercises each of them (see README "Install").
-EXTRAS := dev,bench,mujoco,box2d,ray
+EXTRAS := dev,bench,mujoco,box2d,ray,atari
 
-.PHONY: install demo browser test test-fast bench bench-learning bench-compare bench-control bench-seeds bench-ray lint clean
+.PHONY: install demo browser test test-fast bench bench-learning bench-compare bench-control bench-seeds bench-ray bench-atari lint clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,13 @@ bench-control: $(STAMP)
 # K seeds of PPO trained as one batch vs one seed alone (README "Many seeds at once"); ~10 minutes.
 bench-seeds: $(STAMP)
 	$(BIN)/python -m benchmarks.batched_seeds --seeds 8 --repeats 3
+
+# PPO on ALE/Breakout-v5 and ALE/Pong-v5 with rl-zoo's Atari preset, 1e7 env steps (4e7 frames) each:
+# days on 2 CPU cores, hours on a GPU (DEVICE=cuda). Resumable: rerunning continues from the last
+# checkpoint. Results (results.json, atari_curves.png, one run folder per game) go to runs/bench_atari/.
+DEVICE ?= auto
+bench-atari: $(STAMP)
+	$(BIN)/python -m benchmarks.atari --device $(DEVICE) --out runs/bench_atari
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

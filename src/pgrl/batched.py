@@ -259,7 +259,7 @@ def build_models(env_id: str, seeds: list[int], hparams: dict | None = None, pre
     """One PPO per seed, built as a lone run builds it, and each seed's random stream after building."""
     models, states = [], []
     for seed in seeds:
-        model = PPO("MlpPolicy", env_id, seed=seed, device=device, preset=preset, env_backend="native",
+        model = PPO(None, env_id, seed=seed, device=device, preset=preset, env_backend="native",
                     **(hparams or {}))
         models.append(model)
         states.append(torch.get_rng_state() if model.device.type == "cpu" else torch.cuda.get_rng_state(model.device))

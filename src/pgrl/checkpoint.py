@@ -47,6 +47,13 @@ def space_to_json(space: gym.Space) -> dict[str, Any]:
             "shape": list(space.shape),
             "dtype": str(space.dtype),
         }
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return {"type": "MultiDiscrete", "nvec": space.nvec.tolist(), "start": space.start.tolist(),
+                "dtype": str(space.dtype)}
+    if isinstance(space, gym.spaces.MultiBinary):
+        return {"type": "MultiBinary", "n": np.asarray(space.n).tolist()}
+    if isinstance(space, gym.spaces.Dict):
+        return {"type": "Dict", "spaces": [[key, space_to_json(sub)] for key, sub in space.spaces.items()]}
     raise CheckpointError(f"cannot save a model for the space {space}")
 
 
@@ -60,6 +67,13 @@ def space_from_json(data: dict[str, Any]) -> gym.Space:
         with np.errstate(over="ignore", invalid="ignore"):  # a damaged header: the comparison then fails
             low, high = np.asarray(data["low"], dtype=dtype), np.asarray(data["high"], dtype=dtype)
         return gym.spaces.Box(low, high, tuple(data["shape"]), dtype)
+    if data["type"] == "MultiDiscrete":
+        return gym.spaces.MultiDiscrete(np.asarray(data["nvec"]), dtype=np.dtype(data["dtype"]),
+                                        start=np.asarray(data["start"]))
+    if data["type"] == "MultiBinary":
+        return gym.spaces.MultiBinary(data["n"])
+    if data["type"] == "Dict":
+        return gym.spaces.Dict({key: space_from_json(sub) for key, sub in data["spaces"]})
     raise CheckpointError(f"unknown space type {data['type']!r} in the saved model")
 
 
@@ -176,22 +190,15 @@ def load_model(cls, path: Path, env=None, device: str = "auto", overrides: dict 
         if isinstance(exc, ConfigError | EnvError) and (overrides or env is not None):
             raise
         raise CheckpointError(f"{path} holds a config or spaces this pgrl cannot use: {_first_line(exc)}") from None
-    if env is not None and given_id != env_id or isinstance(env, VecEnv):
-        if isinstance(env, VecEnv):  # the given env: its spaces must be the saved ones
-            got = (env.single_observation_space, env.single_action_space)
-        else:  # another env id: check its spaces before training on it
-            from pgrl.envs.make import make_env
+    if env is not None and not isinstance(env, str) or given_id != env_id:
+        # the given env (any env argument) or another id: its spaces must be the saved ones
+        from pgrl.loops.collection import set_env
 
-            probe = make_env(env, 1, backend=algo.env_backend, env_kwargs=algo.env_kwargs)
-            got = (probe.single_observation_space, probe.single_action_space)
-            probe.close()
-        if got != (observation_space, action_space):
-            raise CheckpointError(
-                f"{path} was trained on {env_id} with spaces {observation_space} / {action_space}, "
-                f"but the given env {given_id} has {got[0]} / {got[1]}"
-            )
-        if isinstance(env, VecEnv):
-            algo.env = env
+        try:
+            set_env(algo, env)
+        except EnvError as exc:
+            raise CheckpointError(f"{path} was trained on {env_id} with spaces {observation_space} / "
+                                  f"{action_space}; the given env does not fit: {_first_line(exc)}") from None
     load_tensors(algo, tensors, path)
     algo.num_timesteps = num_timesteps
     algo.policy.eval()

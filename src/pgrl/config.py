@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -129,8 +129,28 @@ class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
+POLICIES = ("MlpPolicy", "CnnPolicy", "MultiInputPolicy")
+#: what each policy name sets in policy_kwargs unless the user sets it (SB3's defaults)
+POLICY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "MlpPolicy": {},
+    "CnnPolicy": {"features_extractor_class": "NatureCNN", "net_arch": []},
+    "MultiInputPolicy": {"features_extractor_class": "CombinedExtractor"},
+}
+
+
+def class_path(value: Any) -> Any:
+    """A class as "module:QualName" (how configs save a features_extractor_class); others as they are."""
+    if isinstance(value, type):
+        return f"{value.__module__}:{value.__qualname__}"
+    return value
+
+
 class PolicyKwargs(Frozen):
-    """Network shape. net_arch is a list of widths or {pi: [...], vf: [...]} for separate networks."""
+    """Network shape. net_arch is a list of widths or {pi: [...], vf: [...]} for separate networks.
+
+    features_extractor_class: "FlattenExtractor", "NatureCNN", "CombinedExtractor", a
+    "module:Class" path or a class (saved as its path); None: the policy name's default.
+    """
 
     net_arch: (
         list[Annotated[int, Field(gt=0)]] | dict[Literal["pi", "vf"], list[Annotated[int, Field(gt=0)]]]
@@ -143,6 +163,19 @@ class PolicyKwargs(Frozen):
     log_std_init: float = 0.0
     ortho_init: bool = True
     use_sde: bool = Field(False, description="generalized state-dependent exploration (Box actions)")
+    features_extractor_class: str | type | None = None
+    features_extractor_kwargs: dict[str, Any] = {}
+    share_features_extractor: bool = Field(True, description="actor and critic share the features extractor")
+    normalize_images: bool = Field(True, description="scale uint8 images by 1/255")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _torch_activation_classes(cls, data: Any) -> Any:
+        """SB3 passes activation_fn as a torch class (nn.ReLU); pgrl names it ("relu")."""
+        if isinstance(data, dict) and isinstance(data.get("activation_fn"), type):
+            name = data["activation_fn"].__name__.lower()
+            data = {**data, "activation_fn": name}
+        return data
 
 
 class AlgoConfig(Frozen):
@@ -164,7 +197,28 @@ class AlgoConfig(Frozen):
     )
     use_sde: bool = Field(False, description="gSDE exploration for Box actions (SB3's use_sde)")
     sde_sample_freq: int = Field(-1, ge=-1, description="new gSDE noise every k steps (-1: once per rollout)")
+    policy: Literal[POLICIES] = Field("MlpPolicy", description="MlpPolicy, CnnPolicy (images) or MultiInputPolicy "
+                                      "(Dict observations)")
     policy_kwargs: PolicyKwargs = PolicyKwargs()
+
+    #: actor and critic take steps with optimizers of their own (VPG, TRPO, ActorCritic): each then
+    #: gets its own features extractor by default, since one extractor cannot follow both
+    separate_optimizers: ClassVar[bool] = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _policy_defaults(cls, data: Any) -> Any:
+        """The policy name's defaults (CnnPolicy: NatureCNN, no hidden layers) under the user's policy_kwargs."""
+        if isinstance(data, dict) and data.get("policy") in POLICY_DEFAULTS:
+            kwargs = data.get("policy_kwargs") or {}
+            if isinstance(kwargs, PolicyKwargs):
+                kwargs = kwargs.model_dump(exclude_unset=True)
+            if isinstance(kwargs, dict):
+                defaults = dict(POLICY_DEFAULTS[data["policy"]])
+                if cls.separate_optimizers:
+                    defaults["share_features_extractor"] = False
+                data = {**data, "policy_kwargs": {**defaults, **kwargs}}
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -183,6 +237,8 @@ class AlgoConfig(Frozen):
         for key, value in data.items():
             if callable(value):
                 data[key] = schedule_to_json(value)
+        kwargs = data["policy_kwargs"]
+        kwargs["features_extractor_class"] = class_path(kwargs["features_extractor_class"])
         return data
 
 
@@ -218,8 +274,7 @@ def _read_yaml(text: str, source: str) -> Any:
 
 
 def preset_names(algo: str, env_id: str) -> list[str]:
-    table = _preset_table(algo)
-    return sorted(table.get(env_id, {}))
+    return sorted(_preset_variants(algo, env_id))
 
 
 def _preset_table(algo: str) -> dict[str, dict[str, dict[str, Any]]]:
@@ -229,9 +284,31 @@ def _preset_table(algo: str) -> dict[str, dict[str, dict[str, Any]]]:
     return _read_yaml(path.read_text(), str(path)) or {}
 
 
+#: Preset tables' fallback entries: an env id with no entry of its own uses its family's.
+PRESET_FAMILIES = ("atari",)
+
+
+def env_family(env_id: str) -> str | None:
+    """The preset family of an env id: "atari" for ale-py's games, None for the others."""
+    from pgrl.envs.atari import is_atari_id, looks_like_atari_id
+
+    return "atari" if looks_like_atari_id(env_id) or is_atari_id(env_id) else None
+
+
+def _preset_variants(algo: str, env_id: str) -> dict[str, Any]:
+    """PRESET_NAME -> hyperparameters for env_id: its own entry, else its family's (e.g. "atari")."""
+    table = _preset_table(algo)
+    if env_id in table:
+        return table[env_id] or {}
+    family = env_family(env_id)
+    return (table.get(family) or {}) if family is not None else {}
+
+
 def load_preset(algo: str, env_id: str, name: str = "default") -> dict[str, Any]:
-    """The tuned hyperparameters for (algo, env_id); {} when pgrl has none and name is 'default'."""
-    variants = _preset_table(algo).get(env_id, {})
+    """The tuned hyperparameters for (algo, env_id); {} when pgrl has none and name is 'default'.
+
+    An id without an entry of its own takes its family's: every Atari game the "atari" entry."""
+    variants = _preset_variants(algo, env_id)
     if name in variants:
         return dict(variants[name] or {})
     if name == "default":

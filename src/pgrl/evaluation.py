@@ -72,7 +72,9 @@ def evaluate_policy(
             live = counts < targets
             running += step.rewards.double()
             running_len += 1
-            done = (step.terminated | step.truncated | (running_len >= max_steps)) & live
+            # whole episodes: an Atari game, not one of its lives (see pgrl.envs.base.Step)
+            ends = step.terminated | step.truncated if step.episode_over is None else step.episode_over
+            done = (ends | (running_len >= max_steps)) & live
             if bool(done.any()):  # one host copy per step with an episode end
                 ended = done.nonzero().flatten()
                 episodes += zip(counts[ended].tolist(), ended.tolist(), running[ended].tolist(),
@@ -83,8 +85,8 @@ def evaluate_policy(
                 vec.render()
             if callback is not None:
                 callback(locals(), globals())
-            running.masked_fill_(step.terminated | step.truncated, 0.0)
-            running_len.masked_fill_(step.terminated | step.truncated, 0)
+            running.masked_fill_(ends, 0.0)
+            running_len.masked_fill_(ends, 0)
             obs = step.obs
             if finished:
                 break

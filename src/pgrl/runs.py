@@ -136,7 +136,7 @@ def _build_model(cls, ray_options, env_id: str, env_options: dict[str, Any], **k
     """The model of a run: local, or the learner of a Ray run (built from a probe env)."""
     env = env_for(env_id, env_options)
     if ray_options is None:
-        return cls("MlpPolicy", env, **kwargs)
+        return cls(kwargs.pop("policy", None), env, **kwargs)
     if env_options.get("env_wrappers"):
         raise ConfigError("--env-wrapper is not available with --backend ray yet; wrap the env in a registered "
                           "env (--gym-package) or train locally")

@@ -83,8 +83,12 @@ def test_api_errors_are_pgrl_errors():
         pgrl.PPO("MlpPolicy", "NoSuchEnv-v3")
     with pytest.raises(ConfigError, match="unknown hyperparameter 'clip_rnage'"):
         pgrl.PPO("MlpPolicy", "CartPole-v1", clip_rnage=0.1)
-    with pytest.raises(ConfigError, match="policy 'CnnPolicy' is not available"):
+    with pytest.raises(ConfigError, match="CnnPolicy.*image observations.*use MlpPolicy"):
         pgrl.PPO("CnnPolicy", "CartPole-v1")
+    with pytest.raises(ConfigError, match="policy must be one of MlpPolicy, CnnPolicy, MultiInputPolicy"):
+        pgrl.PPO(pgrl.policies.ActorCriticPolicy, "CartPole-v1")
+    with pytest.raises(ConfigError, match="hyperparameter 'policy'"):
+        pgrl.PPO("LstmPolicyX", "CartPole-v1")
     with pytest.raises(ConfigError, match="vpg keeps its baseline in its own network"):
         pgrl.VPG("MlpPolicy", "CartPole-v1", policy_kwargs={"shared": True, "net_arch": [64, 64]})
     with pytest.raises(ConfigError, match="shared=true takes net_arch as one list"):

@@ -200,11 +200,12 @@ def test_separate_architectures_from_dict():
 @pytest.mark.parametrize(
     "act_space,names",
     [
-        (gym.spaces.MultiDiscrete([3, 4]), ["MultiDiscrete"]),
-        (gym.spaces.Box(-1.0, 1.0, shape=(2, 2), dtype=np.float32), ["Box", "(2, 2)"]),
-        (gym.spaces.MultiBinary(3), ["MultiBinary"]),
+        (gym.spaces.Tuple([gym.spaces.Discrete(2), gym.spaces.Discrete(3)]), ["Tuple", "MultiDiscrete"]),
+        (gym.spaces.Dict({"a": gym.spaces.Discrete(2)}), ["Dict", "ActionWrapper"]),
+        (gym.spaces.Box(0, 3, shape=(2,), dtype=np.int64), ["int64", "MultiDiscrete"]),
+        (gym.spaces.Text(5), ["Text"]),
     ],
-    ids=["multidiscrete", "2d-box", "multibinary"],
+    ids=["tuple", "dict", "integer-box", "text"],
 )
 def test_unsupported_action_spaces_raise_env_error_naming_the_space(act_space, names):
     with pytest.raises(EnvError) as info:
@@ -215,10 +216,23 @@ def test_unsupported_action_spaces_raise_env_error_naming_the_space(act_space, n
     assert isinstance(info.value, PGRLError) and isinstance(info.value, ValueError)
 
 
-def test_unsupported_observation_space_raises_env_error():
-    obs_space = gym.spaces.Dict({"a": gym.spaces.Discrete(2)})
-    with pytest.raises(EnvError, match="Dict"):
+@pytest.mark.parametrize(
+    "obs_space,names",
+    [
+        (gym.spaces.Tuple([gym.spaces.Discrete(2), gym.spaces.Box(-1, 1, (2,))]), ["Tuple", "FlattenObservation"]),
+        (gym.spaces.Dict({"a": gym.spaces.Dict({"b": gym.spaces.Discrete(2)})}), ["'a'", "Dict", "FlattenObservation"]),
+        (gym.spaces.Text(8), ["Text", "ObservationWrapper"]),
+        (gym.spaces.Graph(gym.spaces.Box(-1, 1, (2,)), None), ["Graph"]),
+        (gym.spaces.Sequence(gym.spaces.Discrete(3)), ["Sequence"]),
+        (gym.spaces.Dict({"t": gym.spaces.Text(4)}), ["'t'", "Text"]),
+    ],
+    ids=["tuple", "nested-dict", "text", "graph", "sequence", "dict-of-text"],
+)
+def test_unsupported_observation_spaces_raise_env_error_naming_the_space_and_the_fix(obs_space, names):
+    with pytest.raises(EnvError) as info:
         ActorCriticPolicy(obs_space, DISCRETE_ACT)
+    for name in names:
+        assert name in str(info.value), str(info.value)
 
 
 @pytest.mark.parametrize("use_sde", [False, True])

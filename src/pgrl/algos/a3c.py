@@ -29,7 +29,15 @@ from pydantic import Field
 
 from pgrl.algos.a2c import actor_critic_targets, advantage_actor_critic_loss
 from pgrl.algos.base import Algorithm
-from pgrl.algos.common import Capabilities, Metrics, explained_variance, flatten, normalize, set_learning_rate
+from pgrl.algos.common import (
+    Capabilities,
+    Metrics,
+    explained_variance,
+    flatten,
+    normalize,
+    require_own_extractors,
+    set_learning_rate,
+)
 from pgrl.config import AlgoConfig, Schedule, make_schedule
 from pgrl.errors import ConfigError, TrainingError
 from pgrl.optim import SharedAdam, SharedRMSprop
@@ -130,7 +138,7 @@ class A3C(Algorithm):
     capabilities = Capabilities(runner="hogwild", ray="gradients", devices=("cpu",), exact_resume=False)
     worker_update = staticmethod(worker_update)  # what pgrl.loops.hogwild's workers run
 
-    def __init__(self, policy: str = "MlpPolicy", env="CartPole-v1", *, device: str | torch.device = "cpu", **kwargs):
+    def __init__(self, policy: str | None = None, env="CartPole-v1", *, device: str | torch.device = "cpu", **kwargs):
         if str(device) not in ("cpu", "auto"):
             raise ConfigError(f"a3c workers share the model in CPU memory; use device 'cpu', not {device!r}")
         super().__init__(policy, env, device="cpu", **kwargs)
@@ -158,6 +166,7 @@ class A3C(Algorithm):
                 "vf_learning_rate needs separate actor and critic networks; set policy_kwargs.shared=false "
                 "or drop vf_learning_rate"
             )
+        require_own_extractors(self)
         vf_lr = make_schedule(c.vf_learning_rate)(1.0)
         self.optimizer = shared_optimizer(c.optimizer, self.policy.actor_parameters(), self.lr_schedule(1.0))
         self.vf_optimizer = shared_optimizer(c.vf_optimizer or c.optimizer, self.policy.critic_parameters(), vf_lr)

@@ -13,12 +13,22 @@ from __future__ import annotations
 from pydantic import Field
 
 from pgrl.algos.base import Algorithm
-from pgrl.algos.common import Capabilities, Metrics, check_finite, flatten, normalize, optimizer_step, set_learning_rate
+from pgrl.algos.common import (
+    Capabilities,
+    Metrics,
+    check_finite,
+    flatten,
+    normalize,
+    optimizer_step,
+    require_own_extractors,
+    set_learning_rate,
+)
 from pgrl.config import AlgoConfig, Schedule, make_schedule
 from pgrl.returns import td_errors
 
 
 class ActorCriticConfig(AlgoConfig):
+    separate_optimizers = True  # actor and critic steps: an extractor each (see AlgoConfig)
     n_envs: int = Field(16, gt=0)
     learning_rate: Schedule = 5e-4
     vf_learning_rate: Schedule = 1e-3
@@ -43,6 +53,7 @@ class ActorCritic(Algorithm):
             self.optimizer = self.make_optimizer(self.policy.parameters(), self.lr_schedule(1.0))
             self.vf_optimizer = None
         else:
+            require_own_extractors(self)
             self.optimizer = self.make_optimizer(self.policy.actor_parameters(), self.lr_schedule(1.0))
             self.vf_optimizer = self.make_optimizer(self.policy.critic_parameters(), self.vf_schedule(1.0))
 
@@ -53,7 +64,7 @@ class ActorCritic(Algorithm):
             set_learning_rate(self.vf_optimizer, self.vf_schedule(progress_remaining))
         obs, actions = flatten(rollout.obs), flatten(rollout.actions)
         log_probs, entropy, values = self.policy.evaluate(obs, actions)
-        next_values = self.policy.value(flatten(rollout.next_obs)).detach()
+        next_values = self.policy.value(flatten(rollout.next_observations())).detach()
         deltas = td_errors(flatten(rollout.rewards), values, next_values, flatten(rollout.terminated), c.gamma)
         advantages = deltas.detach()
         if c.normalize_advantage:

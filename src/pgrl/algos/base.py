@@ -20,9 +20,9 @@ from torch import nn
 from pgrl import checkpoint
 from pgrl.algos import common
 from pgrl.algos.common import Capabilities, Metrics
-from pgrl.config import AlgoConfig, build_config, load_preset, make_schedule, merge
+from pgrl.config import POLICIES, AlgoConfig, build_config, load_preset, make_schedule, merge
 from pgrl.envs.make import env_name
-from pgrl.envs.normalize import ObsNormalizer
+from pgrl.envs.normalize import make_obs_normalizer
 from pgrl.errors import ConfigError
 from pgrl.policies.actor_critic import ActorCriticPolicy, check_spaces
 
@@ -39,10 +39,11 @@ class Algorithm(abc.ABC):
         if "name" in cls.__dict__:
             Algorithm.registry[cls.name] = cls
 
-    def __init__(self, policy: str = "MlpPolicy", env: Any = "CartPole-v1", *, seed: int = 0,
+    def __init__(self, policy: str | None = None, env: Any = "CartPole-v1", *, seed: int = 0,
                  device: str | torch.device = "auto", env_backend: str = "auto", vectorization: str = "sync",
                  preset: str = "default", env_kwargs: dict | None = None, verbose: int = 0, **hparams: Any):
-        """``env``: a registered id (with its preset), a gym.Env, a Gymnasium VectorEnv, a callable
+        """``policy``: "MlpPolicy", "CnnPolicy" or "MultiInputPolicy" (None: the preset's, else MlpPolicy).
+        ``env``: a registered id (with its preset), a gym.Env, a Gymnasium VectorEnv, a callable
         returning a gym.Env, or a pgrl VecEnv (see pgrl.envs.make.to_vec_env)."""
         from pgrl.loops.collection import env_argument, make_algo_env
 
@@ -61,7 +62,7 @@ class Algorithm(abc.ABC):
         """A model for these spaces without an env (checkpoint loading, Ray); one is made from
         ``env_id`` when training needs it."""
         self = cls.__new__(cls)
-        self._configure("MlpPolicy", env_id, seed, device, env_backend, vectorization, preset, env_kwargs, 0,
+        self._configure(None, env_id, seed, device, env_backend, vectorization, preset, env_kwargs, 0,
                         hparams, from_preset=True)
         self.env, self.env_source = None, env_id
         self._build(observation_space, action_space)
@@ -69,8 +70,10 @@ class Algorithm(abc.ABC):
 
     def _configure(self, policy, env_id, seed, device, env_backend, vectorization, preset, env_kwargs, verbose,
                    hparams, from_preset: bool) -> None:
-        if policy != "MlpPolicy":
-            raise ConfigError(f"policy '{policy}' is not available; pgrl's policy is 'MlpPolicy'")
+        if policy is not None:
+            if not isinstance(policy, str):
+                raise ConfigError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}; use policy_kwargs")
+            hparams = {**hparams, "policy": policy}
         self.env_id = env_id
         values = merge(load_preset(self.name, env_id, preset) if from_preset else {}, hparams)
         self.config = build_config(self.config_class, self.name, values)
@@ -89,10 +92,7 @@ class Algorithm(abc.ABC):
         self.observation_space, self.action_space = observation_space, action_space
         self.policy = ActorCriticPolicy(observation_space, action_space, **self.config.policy_kwargs.model_dump())
         self.policy.to(self.device)
-        self.obs_normalizer = (
-            ObsNormalizer(tuple(observation_space.shape), clip=self.config.clip_obs).to(self.device)
-            if self.config.normalize else None
-        )
+        self.obs_normalizer = make_obs_normalizer(observation_space, self.config, self.device)
         self.lr_schedule = make_schedule(self.config.learning_rate)
         self._setup()
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from pgrl.errors import ConfigError, EnvError, TrainingError
+from pgrl.obs import batch_from_user
 
 Metrics = dict[str, torch.Tensor | float]
 
@@ -34,8 +35,8 @@ class Capabilities:
     batched_seeds: bool = False
     devices: tuple[str, ...] = ("cpu", "cuda")
     exact_resume: bool = True
-    observation_spaces: tuple[str, ...] = ("Box", "Discrete")
-    action_spaces: tuple[str, ...] = ("Box", "Discrete")
+    observation_spaces: tuple[str, ...] = ("Box", "Discrete", "MultiDiscrete", "MultiBinary", "Dict")
+    action_spaces: tuple[str, ...] = ("Box", "Discrete", "MultiDiscrete", "MultiBinary")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -52,16 +53,21 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 @torch.no_grad()
 def rollout_values(policy, rollout) -> tuple[torch.Tensor, torch.Tensor]:
-    """V(obs) and V(next_obs), both [T, N], in one batched forward pass."""
+    """V(obs) and V(next_obs), both [T, N], in one batched forward pass (compact storage: over
+    obs, last_obs and the final observations only; see pgrl.rollout.storage)."""
     T, N = rollout.n_steps, rollout.num_envs
-    both = torch.cat(
-        [
-            rollout.obs.reshape(T * N, *rollout.obs.shape[2:]),
-            rollout.next_obs.reshape(T * N, *rollout.obs.shape[2:]),
-        ]
-    )
-    values = policy.value(both)
-    return values[: T * N].reshape(T, N), values[T * N :].reshape(T, N)
+    if rollout.next_obs is not None:
+        values = policy.value(torch.cat([flatten(rollout.obs), flatten(rollout.next_obs)]))
+        return values[: T * N].reshape(T, N), values[T * N :].reshape(T, N)
+    finals = [final for _, _, final in rollout.finals]
+    values = policy.value(torch.cat([flatten(rollout.obs), rollout.last_obs, *finals]))
+    obs_values = values[: T * N].reshape(T, N)
+    next_values = torch.cat([obs_values[1:], values[T * N : T * N + N][None]])
+    offset = T * N + N
+    for t, envs, _ in rollout.finals:
+        next_values[t, envs] = values[offset : offset + len(envs)]
+        offset += len(envs)
+    return obs_values, next_values
 
 
 def training_budget(name: str, total_timesteps: int | None, n_timesteps: int | None) -> int:
@@ -81,27 +87,18 @@ def predict_actions(algo, observation, deterministic: bool) -> np.ndarray:
     if isinstance(observation, tuple) and len(observation) == 2 and isinstance(observation[1], dict):
         raise EnvError("predict got a tuple (observation, info), as env.reset() returns it; "
                        "pass the observation only: obs, info = env.reset(); model.predict(obs)")
-    obs, single = observation_batch(observation, tuple(algo.observation_space.shape or ()), algo.device)
+    obs, single = batch_from_user(observation, algo.observation_space, algo.device)
     actions, _ = algo.policy.act(algo.normalize_obs(obs), deterministic=deterministic)
     actions = algo.policy.to_env(actions).cpu().numpy().astype(algo.action_space.dtype, copy=False)
     return actions.squeeze(0) if single else actions
 
 
-def observation_batch(observation, obs_shape: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, bool]:
-    """One observation or a batch as a float tensor [B, *obs_shape], and whether it was one."""
-    try:
-        obs = torch.as_tensor(np.asarray(observation, dtype=np.float32), device=device)
-    except (TypeError, ValueError) as exc:
-        raise EnvError(f"predict takes an array of observations of shape {obs_shape} or [B, *{obs_shape}], "
-                       f"not {type(observation).__name__} ({exc})") from None
-    single = obs.shape == obs_shape
-    if single:
-        obs = obs.unsqueeze(0)
-    if tuple(obs.shape[1:]) != obs_shape:
-        raise EnvError(
-            f"predict got observations of shape {tuple(obs.shape)}; expected {obs_shape} or [B, *{obs_shape}]"
-        )
-    return obs, single
+def require_own_extractors(algo) -> None:
+    """ConfigError when actor and critic, stepped by optimizers of their own, would share one features extractor."""
+    policy = algo.policy
+    if policy.features_extractor is not None and policy.vf_features_extractor is None and not policy.shared:
+        raise ConfigError(f"{algo.name} steps the actor and the critic with separate optimizers, which cannot share "
+                          "a features extractor; set policy_kwargs.share_features_extractor=false")
 
 
 def check_finite(algo, loss: torch.Tensor) -> None:

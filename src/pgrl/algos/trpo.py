@@ -30,6 +30,7 @@ from pgrl.algos.common import (
     minibatches,
     normalize,
     optimizer_step,
+    require_own_extractors,
     rollout_values,
     set_learning_rate,
 )
@@ -39,6 +40,7 @@ from pgrl.returns import gae
 
 
 class TRPOConfig(AlgoConfig):
+    separate_optimizers = True  # actor and critic steps: an extractor each (see AlgoConfig)
     learning_rate: Schedule = Field(1e-3, description="value-function (critic) learning rate")
     n_steps: int = Field(2048, gt=0)
     batch_size: int = Field(128, gt=0, description="value-function minibatch")
@@ -74,6 +76,7 @@ class TRPO(Algorithm):
     config_class = TRPOConfig
 
     def _setup(self) -> None:
+        require_own_extractors(self)
         critic = self.policy.critic_parameters()
         self.critic_optimizer = self.make_optimizer(critic, self.lr_schedule(1.0), "adam")
 

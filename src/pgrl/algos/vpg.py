@@ -15,13 +15,22 @@ import torch
 from pydantic import Field
 
 from pgrl.algos.base import Algorithm
-from pgrl.algos.common import Metrics, check_finite, explained_variance, normalize, optimizer_step, set_learning_rate
+from pgrl.algos.common import (
+    Metrics,
+    check_finite,
+    explained_variance,
+    normalize,
+    optimizer_step,
+    require_own_extractors,
+    set_learning_rate,
+)
 from pgrl.algos.reinforce import monte_carlo_terms
 from pgrl.config import AlgoConfig, Schedule, make_schedule
 from pgrl.errors import ConfigError
 
 
 class VPGConfig(AlgoConfig):
+    separate_optimizers = True  # actor and critic steps: an extractor each (see AlgoConfig)
     n_envs: int = Field(1, gt=0, description="episodes per update")
     learning_rate: Schedule = 7e-4
     vf_learning_rate: Schedule = 1e-3
@@ -43,6 +52,7 @@ class VPG(Algorithm):
         if self.policy.shared:
             raise ConfigError("vpg keeps its baseline in its own network; set policy_kwargs.shared=false")
         self.vf_schedule = make_schedule(c.vf_learning_rate)
+        require_own_extractors(self)
         self.optimizer = self.make_optimizer(self.policy.actor_parameters(), self.lr_schedule(1.0))
         self.vf_optimizer = self.make_optimizer(self.policy.critic_parameters(), self.vf_schedule(1.0), c.vf_optimizer)
 

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+
 from pgrl.distributed.collector import (
     PendingCollector,
     RayCollector,
@@ -72,6 +74,7 @@ def build_model(algo_name: str, env_id: str, options: RayOptions, *, seed: int =
     from pgrl.algos.common import resolve_device
     from pgrl.envs.make import check_env_id, make_env
     from pgrl.errors import ConfigError
+    from pgrl.obs import has_image
 
     cls = ALGORITHMS.get(algo_name)
     if cls is None:
@@ -79,6 +82,11 @@ def build_model(algo_name: str, env_id: str, options: RayOptions, *, seed: int =
     check_env_id(env_id)
     values = configure(cls.name, env_id, options, preset, hparams, cls.config_class)
     probe = make_env(env_id, 1, backend=env_backend, device=resolve_device(device), env_kwargs=env_kwargs)
+    space = probe.single_observation_space
+    if isinstance(space, gym.spaces.Dict) or has_image(space):
+        probe.close()
+        raise ConfigError(f"Ray runs carry Box and Discrete observations; {env_id}'s {type(space).__name__} "
+                          f"observations {space} train in one process: drop --ray")
     model = cls.from_spaces(probe.single_observation_space, probe.single_action_space, env_id=env_id, seed=seed,
                             device=device, preset=preset, env_backend=env_backend, vectorization=vectorization,
                             env_kwargs=env_kwargs, **values)

@@ -14,8 +14,14 @@ Shapes (N = num_envs):
 | terminated  | [N]              | bool           |
 | truncated   | [N]              | bool           |
 | final_obs   | [N, *obs_shape]  | float32        |
+| episode_over| [N] or None      | bool           |
 
-Actions are [N] int64 for Discrete spaces and [N, act_dim] float32 for Box spaces.
+Observations of image spaces stay uint8 and Dict spaces come as a pgrl.obs.TensorDict.
+``episode_over`` is None unless the env's dones are shorter than its episodes (Atari's episodic
+life: a lost life is terminal for the learner, but returns are counted over whole games); then it
+marks where a whole episode ended.
+
+Actions are [N] int64 for Discrete spaces and [N, *shape] for the others.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ class Step:
     terminated: torch.Tensor
     truncated: torch.Tensor
     final_obs: torch.Tensor
+    episode_over: torch.Tensor | None = None
 
 
 class VecEnv(abc.ABC):

@@ -4,6 +4,9 @@ This is the only place numpy meets the rest of pgrl: observations, rewards and f
 copies are converted once per step.  pgrl's contract is Gymnasium's SAME_STEP autoreset: the
 observation an episode ended on arrives with the step (``final_obs``) and ``obs`` is already the
 next episode's first one, so a truncated step can bootstrap and no step is a reset step.
+Observations become tensors as pgrl.obs lays them out (uint8 images stay uint8, Dict spaces a
+TensorDict).  An env that reports ``info["game_over"]`` (pgrl's Atari envs, where a lost life
+ends the learner's episode) fills ``Step.episode_over``, so returns count whole games.
 
 Vector envs pgrl builds run in SAME_STEP mode.  A vector env the user built keeps its mode:
 SAME_STEP passes through; NEXT_STEP (Gymnasium's default) and DISABLED are served by resetting
@@ -22,6 +25,7 @@ import torch
 
 from pgrl.envs.base import Step, VecEnv
 from pgrl.errors import EnvError
+from pgrl.obs import check_action_space, check_observation_space, to_tensor
 
 SAME_STEP = gym.vector.AutoresetMode.SAME_STEP
 
@@ -55,6 +59,12 @@ class GymVecEnv(VecEnv):
         self.num_envs = self.vec.num_envs
         self.single_observation_space = self.vec.single_observation_space
         self.single_action_space = self.vec.single_action_space
+        try:
+            check_observation_space(self.single_observation_space, env_id)
+            check_action_space(self.single_action_space, env_id)
+        except EnvError:
+            self.vec.close()
+            raise
         self.device = torch.device(device)
         spec = self.vec.spec if getattr(self.vec, "spec", None) is not None else None
         self.max_episode_steps = getattr(spec, "max_episode_steps", None)
@@ -63,35 +73,51 @@ class GymVecEnv(VecEnv):
             self.max_episode_steps = getattr(first, "max_episode_steps", None)
         self._action_dtype = self.single_action_space.dtype or np.float32
 
-    def _obs(self, obs: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
+    def _obs(self, obs):
+        return to_tensor(obs, self.single_observation_space, self.device)
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
         seeds = None if seed is None else [seed + i for i in range(self.num_envs)]
-        obs, _ = self.vec.reset(seed=seeds)
+        try:
+            obs, _ = self.vec.reset(seed=seeds)
+            _check_batch(obs, self.single_observation_space, self.num_envs)
+        except (ValueError, TypeError) as exc:
+            raise self._bad_obs("reset()", exc) from None
         return self._obs(obs)
+
+    def _bad_obs(self, where: str, exc: Exception) -> EnvError:
+        return EnvError(f"{self.env_id}'s {where} returned an observation that does not fit its observation_space "
+                        f"{self.single_observation_space} ({exc}); make the env return arrays of that shape and dtype")
 
     def step(self, actions: torch.Tensor) -> Step:
         # in the space's own dtype (int64 for Discrete, float64 for a float64 Box), as SB3 sends them
         actions_np = actions.detach().cpu().numpy().astype(self._action_dtype, copy=False)
-        obs, rewards, terminated, truncated, info = self.vec.step(actions_np)
+        try:
+            obs, rewards, terminated, truncated, info = self.vec.step(actions_np)
+        except (ValueError, TypeError) as exc:
+            if "broadcast" not in str(exc) and "could not convert" not in str(exc):
+                raise  # the env's own error, not a badly shaped observation
+            raise self._bad_obs("step()", exc) from None
         final_obs = obs
+        done = np.logical_or(terminated, truncated)
+        game_over = _game_over(info, done)
         if self._masked_resets:
-            done = np.logical_or(terminated, truncated)
             if done.any():
-                final_obs = np.array(obs, copy=True)
+                final_obs = _map(lambda x: np.array(x, copy=True), obs)
                 reset_obs, _ = self.vec.reset(options={"reset_mask": done})
-                obs = np.where(done.reshape(-1, *([1] * (np.ndim(obs) - 1))), reset_obs, obs)
+                obs = _map(lambda new, old: np.where(done.reshape(-1, *([1] * (np.ndim(old) - 1))), new, old),
+                           reset_obs, obs)
         elif "_final_obs" in info and info["_final_obs"].any():
-            final_obs = np.array(obs, copy=True)
+            final_obs = _map(lambda x: np.array(x, copy=True), obs)
             for i in np.flatnonzero(info["_final_obs"]):
-                final_obs[i] = info["final_obs"][i]
+                _set_row(final_obs, i, info["final_obs"][i])
         return Step(
             obs=self._obs(obs),
             rewards=torch.as_tensor(rewards, dtype=torch.float32, device=self.device),
             terminated=torch.as_tensor(terminated, dtype=torch.bool, device=self.device),
             truncated=torch.as_tensor(truncated, dtype=torch.bool, device=self.device),
             final_obs=self._obs(final_obs),
+            episode_over=None if game_over is None else torch.as_tensor(game_over, device=self.device),
         )
 
     def render(self):
@@ -100,3 +126,42 @@ class GymVecEnv(VecEnv):
 
     def close(self) -> None:
         self.vec.close()
+
+
+# Dict observations arrive from Gymnasium as a dict of batched arrays; these apply to both layouts.
+def _map(fn, *obs):
+    if isinstance(obs[0], dict):
+        return {k: fn(*(o[k] for o in obs)) for k in obs[0]}
+    return fn(*obs)
+
+
+def _set_row(obs, i: int, value) -> None:
+    if isinstance(obs, dict):
+        for k in obs:
+            obs[k][i] = value[k]
+    else:
+        obs[i] = value
+
+
+def _game_over(info: dict, done: np.ndarray) -> np.ndarray | None:
+    """Where a whole episode ended, for envs whose dones are shorter (pgrl's Atari episodic life):
+    ``info["game_over"]`` of the step (in ``final_info`` when the vector env reset in the same step)."""
+    final = info.get("final_info")
+    source = final if isinstance(final, dict) and "game_over" in final else info
+    if "game_over" not in source:
+        return None
+    return done & np.asarray(source["game_over"], dtype=bool)
+
+
+def _check_batch(obs, space: gym.Space, n: int) -> None:
+    """Raise ValueError when a batch of observations is not [n, *shape] of the space's dtype kind."""
+    if isinstance(space, gym.spaces.Dict):
+        for key, sub in space.spaces.items():
+            _check_batch(obs[key], sub, n)
+        return
+    array = np.asarray(obs)
+    shape = tuple(space.shape or ())
+    if array.shape != (n, *shape):
+        raise ValueError(f"got shape {array.shape[1:]} per env, expected {shape}")
+    if space.dtype is not None and array.dtype.kind not in "biuf":
+        raise ValueError(f"got dtype {array.dtype}, expected {space.dtype}")

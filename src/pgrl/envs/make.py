@@ -4,6 +4,10 @@
 a ``gym.Env`` instance (one copy, its wrappers kept), a Gymnasium ``VectorEnv`` (sync, async or
 an env's own vectorized class; any autoreset mode, see pgrl.envs.gym_adapter) or a callable
 returning a ``gym.Env`` (``num_envs`` copies).  ``make_vec_env`` is Stable-Baselines3's helper.
+
+Atari ids (ale-py's, registered on first use) are made preprocessed, as rl-zoo trains them: each
+copy comes from ``pgrl.envs.atari.AtariFactory`` (84x84 grayscale, 4 frames stacked, a lost life
+ends an episode, ``info["game_over"]`` marks the end of the game).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from typing import Any, Literal
 import gymnasium as gym
 import torch
 
+from pgrl.envs.atari import INSTALL_HINT as ATARI_INSTALL_HINT
+from pgrl.envs.atari import AtariFactory, is_image_atari, looks_like_atari_id, register_atari_envs
 from pgrl.envs.base import VecEnv
 from pgrl.envs.gym_adapter import GymVecEnv
 from pgrl.errors import EnvError
@@ -31,9 +37,13 @@ def _native_envs() -> dict[str, type]:
 
 
 def check_env_id(env_id: str) -> None:
-    """Raise EnvError naming the id (and the closest registered ones) if Gymnasium does not know it."""
-    if env_id in gym.registry:
+    """Raise EnvError naming the id (and the closest registered ones) if Gymnasium does not know it.
+
+    ale-py's Atari ids are registered here on first use (importing ale_py), when it is installed."""
+    if env_id in gym.registry or (register_atari_envs() and env_id in gym.registry):
         return
+    if looks_like_atari_id(env_id) and not register_atari_envs():
+        raise EnvError(f"{env_id} is an Atari game, which needs ale-py; {ATARI_INSTALL_HINT}")
     close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else "; see gymnasium.pprint_registry() for the ids"
     raise EnvError(f"unknown environment id '{env_id}'{hint}")
@@ -45,10 +55,15 @@ def _install_hint(env_id: str) -> str:
     for family, extra in (("mujoco", "mujoco"), ("box2d", "box2d")):
         if f"envs.{family}" in entry_point:
             return f"install it with pip install 'pgrl[{extra}]'"
+    if entry_point.startswith("ale_py") or looks_like_atari_id(env_id):
+        return ATARI_INSTALL_HINT
     return "install the package the message names"
 
 
 def _gym_factory(env_id: str, kwargs: dict):
+    if is_image_atari(env_id, kwargs):
+        return AtariFactory(env_id, kwargs)  # preprocessed; obs_type="ram" ids stay plain envs
+
     def make() -> gym.Env:
         return gym.make(env_id, **kwargs)
 
@@ -68,7 +83,8 @@ def make_env(
 
     backend "auto" picks pgrl's native batched implementation when there is one for the id (and no
     env_kwargs are given), otherwise Gymnasium's vector env (``vectorization`` "sync" or "async").
-    Copy i of seed s is seeded with s + i; pgrl's algorithms pass s = run_seed * 1000.
+    An Atari id's copies are ``AtariFactory(env_id, env_kwargs)`` (training wrappers: episodic life,
+    fire reset).  Copy i of seed s is seeded with s + i; pgrl's algorithms pass s = run_seed * 1000.
     """
     if num_envs < 1:
         raise EnvError(f"num_envs must be at least 1, got {num_envs}")
@@ -90,8 +106,8 @@ def make_env(
         env = make_native(env_id, num_envs, device=device)
     else:
         try:
-            fns = [_gym_factory(env_id, dict(env_kwargs or {})) for _ in range(num_envs)]
-            env = GymVecEnv(fns, env_id, vectorization, device=device)
+            factory = _gym_factory(env_id, dict(env_kwargs or {}))
+            env = GymVecEnv([factory] * num_envs, env_id, vectorization, device=device)
         except (gym.error.DependencyNotInstalled, ImportError) as exc:
             raise EnvError(f"{env_id} needs an optional dependency ({exc}); {_install_hint(env_id)}") from None
     env.reset(seed=seed)
@@ -105,7 +121,7 @@ def env_name(env: Any) -> str:
     """The id an env goes by in configs, run folders and saved models: its spec's id, else its class."""
     if isinstance(env, str):
         return env
-    if isinstance(env, VecEnv | EnvFactory):
+    if isinstance(env, VecEnv | EnvFactory | AtariFactory):
         return env.env_id
     spec = getattr(env, "spec", None)
     if spec is not None and getattr(spec, "id", None):
@@ -252,7 +268,8 @@ class EnvFactory:
     """``gym.make(env_id, **env_kwargs)`` wrapped in ``wrappers`` ("module:Class", innermost first).
 
     A plain picklable object (not a closure), so worker processes and Ray actors can make the
-    env; ``env_id`` keeps the id's presets and names the run.
+    env; ``env_id`` keeps the id's presets and names the run.  An Atari id is made preprocessed
+    (``AtariFactory(env_id, env_kwargs)``, as ``make_env`` makes it) before the wrappers.
     """
 
     def __init__(self, env_id: str, env_kwargs: dict | None = None, wrappers: tuple[str, ...] = ()):
@@ -261,7 +278,7 @@ class EnvFactory:
         self._classes = [import_wrapper(path) for path in self.wrappers]  # fail now, not in a worker
 
     def __call__(self) -> gym.Env:
-        env = gym.make(self.env_id, **self.env_kwargs)
+        env = _gym_factory(self.env_id, self.env_kwargs)()
         for wrapper in self._classes:
             env = wrapper(env)
         return env

@@ -11,8 +11,12 @@ from row k only, as K separate objects would (pgrl.batched); ``unstack(k)`` is s
 
 from __future__ import annotations
 
+import gymnasium as gym
 import torch
 from torch import nn
+
+from pgrl.errors import ConfigError
+from pgrl.obs import TensorDict, is_image_space
 
 
 class RunningMeanStd(nn.Module):
@@ -79,6 +83,35 @@ class ObsNormalizer(nn.Module):
         single = ObsNormalizer(self.shape, self.clip, self.epsilon).to(self.stats.mean.device)
         single.stats.load_state_dict({"mean": self.stats.mean[k], "var": self.stats.var[k], "count": self.stats.count})
         return single
+
+
+class DictObsNormalizer(nn.Module):
+    """An ObsNormalizer for each Box key of a Dict observation that is not an image; other keys pass."""
+
+    def __init__(self, space: gym.spaces.Dict, clip: float = 10.0):
+        super().__init__()
+        self.normalizers = nn.ModuleDict({
+            key: ObsNormalizer(tuple(sub.shape), clip) for key, sub in space.spaces.items()
+            if isinstance(sub, gym.spaces.Box) and not is_image_space(sub)
+        })
+
+    def forward(self, obs: TensorDict, update: bool = False) -> TensorDict:
+        out = obs._new(dict(obs))
+        for key, normalizer in self.normalizers.items():
+            dict.__setitem__(out, key, normalizer(obs[key], update=update))
+        return out
+
+
+def make_obs_normalizer(space: gym.Space, config, device: torch.device) -> nn.Module | None:
+    """The observation normalizer ``config.normalize`` asks for (None when off), on ``device``."""
+    if not config.normalize:
+        return None
+    if is_image_space(space):
+        raise ConfigError("normalize=True standardizes vector observations; image observations are scaled by 1/255 "
+                          "in the policy (normalize_images): set normalize to false")
+    if isinstance(space, gym.spaces.Dict):
+        return DictObsNormalizer(space, config.clip_obs).to(device)
+    return ObsNormalizer(tuple(space.shape), clip=config.clip_obs).to(device)
 
 
 class RewardScaler(nn.Module):

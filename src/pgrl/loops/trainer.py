@@ -20,6 +20,7 @@ import torch
 from pgrl.errors import TrainingError
 from pgrl.loops.collection import collect, collector_for, rollout_steps_taken
 from pgrl.loops.rows import RunLog
+from pgrl.obs import all_finite
 from pgrl.rollout.collector import Collector
 
 
@@ -55,9 +56,9 @@ def train(algo, total_timesteps: int, *, log_dir: str | Path | None = None, prog
 def check_rollout(algo, rollout) -> None:
     """One host sync per rollout: stop when an observation or reward is NaN or infinite."""
     checks = {
-        "observations": torch.isfinite(rollout.obs).all(),
+        "observations": all_finite(rollout.obs),
         "rewards": torch.isfinite(rollout.rewards).all(),
-        "next observations": torch.isfinite(rollout.next_obs).all(),
+        "next observations": all_finite(rollout.next_obs if rollout.next_obs is not None else rollout.obs),
     }
     flags = torch.stack(list(checks.values())).tolist()
     if all(flags):

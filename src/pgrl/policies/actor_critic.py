@@ -1,16 +1,29 @@
 """The actor-critic policy every pgrl algorithm trains.
 
-Actor and critic are separate MLPs by default (``shared=False``) or one trunk with two heads
-(``shared=True``, the A2C layout of the reference chapter).  Box actions use a diagonal Gaussian
-with a state-independent, learned log-std; actions are sampled unbounded and clipped to the
-space's bounds only when they are sent to the environment (see ``to_env``).
+Observations go through a features extractor (pgrl.policies.features: flatten for MlpPolicy,
+a Nature CNN for CnnPolicy, one per key for MultiInputPolicy), shared by actor and critic unless
+``share_features_extractor=False``; plain Box and Discrete observations with MlpPolicy take a
+shorter path with no extractor call.  Actor and critic are then separate MLPs by default
+(``shared=False``) or one trunk with two heads (``shared=True``, the A2C layout of the reference
+chapter).
+
+| action space    | distribution                   | stored action      | sent to the env            |
+|-----------------|--------------------------------|--------------------|----------------------------|
+| Discrete        | Categorical                    | [B] int64          | as stored                  |
+| Box (any shape) | diagonal Gaussian (or gSDE)    | [B, d] float32     | clipped, in the space's shape |
+| MultiDiscrete   | one Categorical per entry      | [B, d] int64       | in nvec's shape            |
+| MultiBinary     | one Bernoulli per entry        | [B, d] float32 0/1 | in the space's shape       |
+
+Gaussian actions are sampled unbounded and clipped only when sent to the environment.
 
 | method                     | input               | output                                   |
 |----------------------------|---------------------|------------------------------------------|
 | act(obs)                   | obs [B, *obs_shape] | actions [B] or [B, d], log_probs [B]     |
 | value(obs)                 | obs [B, *obs_shape] | values [B]                               |
 | evaluate(obs, actions)     | obs, actions        | log_probs [B], entropy [B], values [B]   |
-| distribution(obs)          | obs                 | Categorical or DiagGaussian over B rows  |
+| distribution(obs)          | obs                 | the action distribution over B rows      |
+
+(Dict observations come as a pgrl.obs.TensorDict of such batches.)
 
 ``ActorCriticPolicy.stack(policies, generators)`` makes one policy of K of the same shape: its
 nn.Linear layers become ``StackedLinear`` ([K, out, in] weights, one batched matmul), and the
@@ -29,8 +42,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from pgrl.errors import ConfigError, EnvError
-from pgrl.policies.distributions import Categorical, DiagGaussian, per_seed_noise
+from pgrl.errors import ConfigError
+from pgrl.obs import TensorDict, check_action_space, check_observation_space, is_image_space
+from pgrl.policies import features
+from pgrl.policies.distributions import (
+    Bernoulli,
+    Categorical,
+    DiagGaussian,
+    Distribution,
+    MultiCategorical,
+    per_seed_noise,
+)
 from pgrl.policies.networks import mlp, output_dim, stack_network
 
 
@@ -42,19 +64,24 @@ def _arch(net_arch: Any) -> tuple[list[int], list[int]]:
 
 def check_spaces(observation_space: gym.Space, action_space: gym.Space, algo: str = "pgrl") -> None:
     """Raise EnvError naming the space when the policy cannot handle it."""
-    if not isinstance(observation_space, gym.spaces.Box | gym.spaces.Discrete):
-        raise EnvError(
-            f"{algo} handles Box and Discrete observation spaces, not {observation_space}; "
-            "flatten the observations with gymnasium.wrappers.FlattenObservation first"
-        )
-    if isinstance(action_space, gym.spaces.Box):
-        if len(action_space.shape) != 1:
-            raise EnvError(f"{algo} handles 1-D Box action spaces, not shape {action_space.shape}")
-    elif not isinstance(action_space, gym.spaces.Discrete):
-        raise EnvError(
-            f"{algo} handles Discrete and Box action spaces, not {type(action_space).__name__} {action_space}; "
-            "pick an environment with one of those or wrap it"
-        )
+    check_observation_space(observation_space, algo)
+    check_action_space(action_space, algo)
+
+
+def action_width(action_space: gym.Space) -> int:
+    """Outputs of the actor's head: logits or means."""
+    if isinstance(action_space, gym.spaces.Discrete):
+        return int(action_space.n)
+    if isinstance(action_space, gym.spaces.MultiDiscrete):
+        return int(np.sum(action_space.nvec))
+    return int(np.prod(action_space.shape))
+
+
+def stored_action_shape(action_space: gym.Space) -> tuple[int, ...]:
+    """An action's shape in rollouts: () for Discrete, (d,) flattened for the others."""
+    if isinstance(action_space, gym.spaces.Discrete):
+        return ()
+    return (int(np.prod(action_space.shape)),)
 
 
 class ActorCriticPolicy(nn.Module):
@@ -68,14 +95,40 @@ class ActorCriticPolicy(nn.Module):
         log_std_init: float = 0.0,
         ortho_init: bool = True,
         use_sde: bool = False,
+        features_extractor_class: Any = None,
+        features_extractor_kwargs: dict | None = None,
+        share_features_extractor: bool = True,
+        normalize_images: bool = True,
     ):
         super().__init__()
         check_spaces(observation_space, action_space)
         self.observation_space, self.action_space = observation_space, action_space
         self.discrete_obs = isinstance(observation_space, gym.spaces.Discrete)
-        obs_dim = int(observation_space.n) if self.discrete_obs else int(np.prod(observation_space.shape))
+        self.normalize_images = normalize_images
+        # Plain Box (not an image) and Discrete observations with the flatten extractor skip the
+        # extractor call: reshape and one-hot inline (the native envs' hot path).
+        plain = isinstance(observation_space, gym.spaces.Discrete) or (
+            isinstance(observation_space, gym.spaces.Box) and not is_image_space(observation_space))
+        extractor = features.extractor_class(features_extractor_class or "FlattenExtractor")
+        if isinstance(observation_space, gym.spaces.Dict) and extractor is features.FlattenExtractor:
+            raise ConfigError(f"Dict observation spaces ({', '.join(observation_space.spaces)}) take the policy "
+                              "'MultiInputPolicy' (a CombinedExtractor), not MlpPolicy")
+        self.features_extractor = self.vf_features_extractor = None
+        if plain and extractor is features.FlattenExtractor and not features_extractor_kwargs:
+            obs_dim = features.flat_dim(observation_space)
+        else:
+            self.features_extractor = self._make_extractor(extractor, features_extractor_kwargs, ortho_init)
+            if not share_features_extractor:
+                self.vf_features_extractor = self._make_extractor(extractor, features_extractor_kwargs, ortho_init)
+            obs_dim = self.features_extractor.features_dim
         self.continuous = isinstance(action_space, gym.spaces.Box)
-        act_dim = action_space.shape[0] if self.continuous else int(action_space.n)
+        self.action_kind = type(action_space).__name__
+        self.action_dtype = torch.int64 if isinstance(action_space, gym.spaces.Discrete | gym.spaces.MultiDiscrete) \
+            else torch.float32
+        self.action_shape = stored_action_shape(action_space)
+        act_dim = action_width(action_space)
+        if isinstance(action_space, gym.spaces.MultiDiscrete):
+            self.nvec = tuple(int(n) for n in np.asarray(action_space.nvec).reshape(-1))
         pi_arch, vf_arch = _arch(net_arch)
         self.shared = shared
         if shared:
@@ -105,8 +158,22 @@ class ActorCriticPolicy(nn.Module):
             shape = (pi_width, act_dim) if self.use_sde else (act_dim,)
             self.log_std = nn.Parameter(torch.full(shape, float(log_std_init)))
             self._exploration: torch.Tensor | None = None
-            self.register_buffer("action_low", torch.as_tensor(action_space.low, dtype=torch.float32))
-            self.register_buffer("action_high", torch.as_tensor(action_space.high, dtype=torch.float32))
+            self.register_buffer("action_low", torch.as_tensor(action_space.low.reshape(-1), dtype=torch.float32))
+            self.register_buffer("action_high", torch.as_tensor(action_space.high.reshape(-1), dtype=torch.float32))
+
+    def _make_extractor(self, cls, kwargs: dict | None, ortho_init: bool) -> nn.Module:
+        space = features.preprocessed_space(self.observation_space)
+        try:
+            extractor = cls(space, **dict(kwargs or {}))
+        except TypeError as exc:
+            raise ConfigError(f"features_extractor_class {getattr(cls, '__name__', cls)} could not be built with "
+                              f"features_extractor_kwargs {kwargs or {}} ({exc})") from None
+        if not isinstance(getattr(extractor, "features_dim", None), int):
+            raise ConfigError(f"features extractor {type(extractor).__name__} has no integer features_dim; "
+                              "subclass pgrl.policies.BaseFeaturesExtractor")
+        if ortho_init and cls in features.EXTRACTORS.values():
+            features.init_extractor(extractor)
+        return extractor
 
     # -- K policies as one ------------------------------------------------------------------------
     @classmethod
@@ -115,6 +182,10 @@ class ActorCriticPolicy(nn.Module):
     ) -> ActorCriticPolicy:
         """One policy running ``policies`` (all of one shape) on [K, B, ...] inputs; see the module docstring."""
         first = policies[0]
+        if first.features_extractor is not None:
+            raise ConfigError("batched seeds (pgrl.batched) stack MLP policies on Box and Discrete observations; "
+                              f"this policy has a {type(first.features_extractor).__name__}: train its seeds one "
+                              "by one")
         stacked = copy.copy(first)  # the attributes and buffers; modules and parameters replaced below
         stacked._modules = dict(first._modules)
         stacked._parameters = dict(first._parameters)
@@ -136,31 +207,52 @@ class ActorCriticPolicy(nn.Module):
 
     # -- parameter groups (algorithms with separate optimizers use these) --------------------
     def actor_parameters(self) -> list[nn.Parameter]:
-        params = (
+        extractor = list(self.features_extractor.parameters()) if self.features_extractor is not None else []
+        params = extractor + (
             list(self.trunk.parameters()) + list(self.pi_body.parameters()) + list(self.pi_head.parameters())
         )
         return params + ([self.log_std] if self.continuous else [])
 
     def critic_parameters(self) -> list[nn.Parameter]:
+        """The critic's own parameters plus what it shares with the actor (trunk, extractor)."""
         shared = list(self.trunk.parameters()) if self.shared else []
+        if self.vf_features_extractor is not None:
+            shared += list(self.vf_features_extractor.parameters())
+        elif self.features_extractor is not None:
+            shared += list(self.features_extractor.parameters())
         return shared + list(self.vf_body.parameters()) + list(self.vf_head.parameters())
 
     # -- forward passes -------------------------------------------------------------------------
-    def _features(self, obs: torch.Tensor) -> torch.Tensor:
+    def _features(self, obs) -> tuple[torch.Tensor, torch.Tensor]:
+        """The actor's and the critic's inputs (one tensor twice unless the extractors are separate)."""
         lead = obs.shape[: 2 if self.n_stacked else 1]  # [B] or [K, B]
-        if self.discrete_obs:
-            obs = nn.functional.one_hot(obs.long().reshape(-1), int(self.observation_space.n)).float()
-        flat = obs.reshape(*lead, -1).float()
-        return self.trunk(flat) if self.shared else flat  # skip the Identity call in the hot path
+        if self.features_extractor is None:
+            if self.discrete_obs:
+                obs = nn.functional.one_hot(obs.long().reshape(-1), int(self.observation_space.n)).float()
+            flat = obs.reshape(*lead, -1).float()
+            flat = self.trunk(flat) if self.shared else flat  # skip the Identity call in the hot path
+            return flat, flat
+        flat_obs = obs.reshape(-1) if isinstance(obs, TensorDict) else obs.reshape(-1, *obs.shape[len(lead):])
+        x = features.preprocess(flat_obs, self.observation_space, self.normalize_images)
+        pi = self.features_extractor(x)
+        vf = self.vf_features_extractor(x) if self.vf_features_extractor is not None else pi
+        pi, vf = pi.reshape(*lead, -1), vf.reshape(*lead, -1)
+        if self.shared:
+            return (self.trunk(pi),) * 2 if vf is pi else (self.trunk(pi), self.trunk(vf))
+        return pi, vf
 
-    def _dist(self, features: torch.Tensor) -> Categorical | DiagGaussian:
+    def _dist(self, features: tuple[torch.Tensor, torch.Tensor]) -> Distribution:
         return self._latent_dist(features)[1]
 
-    def _latent_dist(self, features: torch.Tensor) -> tuple[torch.Tensor, Categorical | DiagGaussian]:
-        latent = features if self.shared else self.pi_body(features)
+    def _latent_dist(self, features: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, Distribution]:
+        latent = features[0] if self.shared else self.pi_body(features[0])
         out = self.pi_head(latent)
-        if not self.continuous:
+        if isinstance(self.action_space, gym.spaces.Discrete):
             return latent, Categorical(out)
+        if isinstance(self.action_space, gym.spaces.MultiDiscrete):
+            return latent, MultiCategorical(out, self.nvec)
+        if isinstance(self.action_space, gym.spaces.MultiBinary):
+            return latent, Bernoulli(out)
         if not self.use_sde:
             # a stacked policy's log_std [K, d] broadcasts over each seed's rows as [K, 1, d]
             return latent, DiagGaussian(out, self.log_std.unsqueeze(1) if self.n_stacked else self.log_std)
@@ -169,7 +261,7 @@ class ActorCriticPolicy(nn.Module):
         variance = latent.detach().pow(2) @ torch.exp(2 * self.log_std)
         return latent, DiagGaussian(out, 0.5 * torch.log(variance + 1e-6))
 
-    def distribution(self, obs: torch.Tensor) -> Categorical | DiagGaussian:
+    def distribution(self, obs) -> Distribution:
         return self._dist(self._features(obs))
 
     def reset_noise(self, n_envs: int) -> None:
@@ -186,8 +278,8 @@ class ActorCriticPolicy(nn.Module):
             noise = per_seed_noise(noise, self.generators, "normal")
         self._exploration = noise * std
 
-    def _value(self, features: torch.Tensor) -> torch.Tensor:
-        return self.vf_head(features if self.shared else self.vf_body(features)).squeeze(-1)
+    def _value(self, features: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return self.vf_head(features[1] if self.shared else self.vf_body(features[1])).squeeze(-1)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self._value(self._features(obs))
@@ -213,7 +305,10 @@ class ActorCriticPolicy(nn.Module):
         return dist.log_prob(actions), dist.entropy(), self._value(features)
 
     def to_env(self, actions: torch.Tensor) -> torch.Tensor:
-        """Actions as the environment takes them: Box actions clipped to the space's bounds."""
+        """Actions as the environment takes them: Box actions clipped to the space's bounds, and
+        every non-Discrete action in the space's own shape ([..., *shape])."""
         if self.continuous:
-            return torch.clamp(actions, self.action_low, self.action_high)
+            actions = torch.clamp(actions, self.action_low, self.action_high)
+        if self.action_shape and tuple(self.action_space.shape) != self.action_shape:
+            actions = actions.reshape(*actions.shape[:-1], *self.action_space.shape)
         return actions

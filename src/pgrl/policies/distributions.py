@@ -1,6 +1,6 @@
 """Action distributions, chosen from the action space.
 
-Written by hand rather than with torch.distributions: these two classes do only what the
+Written by hand rather than with torch.distributions: these classes do only what the
 algorithms need (sample, log_prob, entropy, mode, kl) without argument validation or
 broadcasting machinery, which is a measurable share of a small-network step on a CPU.
 
@@ -10,6 +10,8 @@ Shapes (B = batch; any leading dims work the same, e.g. [K, B] for K stacked see
 |--------------|------------------------|----------------|--------------------|
 | Categorical  | logits [B, n]          | [B] int64      | [B]                |
 | DiagGaussian | mean [B, d], log_std [d] or [B, d] | [B, d] float | [B] (summed over d) |
+| MultiCategorical | logits [B, sum(nvec)] | [B, d] int64 | [B] (summed over d)        |
+| Bernoulli    | logits [B, d]          | [B, d] float 0/1 | [B] (summed over d)      |
 
 ``sample(generators)`` with K generators draws block k of the noise (leading dim k) from
 generators[k], exactly what a lone run's ``sample()`` draws for that block from the global
@@ -21,6 +23,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.nn import functional as nn_functional
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -104,4 +107,85 @@ class DiagGaussian:
         return DiagGaussian(self.mean.detach(), self.log_std.detach().clone())
 
 
-Distribution = Categorical | DiagGaussian
+class MultiCategorical:
+    """Independent categoricals, one per entry of a MultiDiscrete space (log-probs and entropies summed).
+
+    The d heads' logits are laid into one [B, d, max n] tensor, padded where a head has fewer
+    choices, so sampling, log-probs and entropies are one Categorical pass over all heads.  The
+    padding is a finite -1e4, not -inf: its probability is exactly 0 in float32 and is never
+    sampled (Gumbel noise stays far below 1e4), while the entropy's and KL's gradients stay finite.
+    """
+
+    PAD = -1e4
+
+    def __init__(self, logits: torch.Tensor, nvec: tuple[int, ...], _padded: Categorical | None = None):
+        self.nvec = nvec
+        if _padded is not None:
+            self.inner = _padded
+            return
+        width = max(nvec)
+        if all(n == width for n in nvec):
+            padded = logits.unflatten(-1, (len(nvec), width))
+        else:
+            valid = torch.zeros(len(nvec), width, dtype=torch.bool, device=logits.device)
+            for i, n in enumerate(nvec):
+                valid[i, :n] = True
+            padded = logits.new_full((*logits.shape[:-1], len(nvec), width), self.PAD)
+            padded = padded.masked_scatter(valid, logits)
+        self.inner = Categorical(padded)
+
+    def sample(self, generators: list[torch.Generator] | None = None) -> torch.Tensor:
+        return self.inner.sample(generators)
+
+    def mode(self) -> torch.Tensor:
+        return self.inner.mode()
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        return self.inner.log_prob(actions).sum(dim=-1)
+
+    def entropy(self) -> torch.Tensor:
+        # p log p with finite log p: padded entries give 0 * -1e4 = 0 (xlogy's gradient at p = 0 is nan)
+        return -(self.inner.probs * self.inner.logits).sum(dim=-1).sum(dim=-1)
+
+    def kl(self, other: MultiCategorical) -> torch.Tensor:
+        return self.inner.kl(other.inner).sum(dim=-1)
+
+    def detach(self) -> MultiCategorical:
+        return MultiCategorical(None, self.nvec, _padded=self.inner.detach())
+
+
+class Bernoulli:
+    """Independent 0/1 draws, one per entry of a MultiBinary space, from logits."""
+
+    def __init__(self, logits: torch.Tensor):
+        self.logits = logits
+
+    def sample(self, generators: list[torch.Generator] | None = None) -> torch.Tensor:
+        if generators is None:
+            u = torch.rand_like(self.logits)
+        else:
+            u = per_seed_noise(torch.empty_like(self.logits), generators, "uniform")
+        return (u < torch.sigmoid(self.logits)).float()
+
+    def mode(self) -> torch.Tensor:
+        return (self.logits > 0).float()
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        # log p(a) = a log s(l) + (1 - a) log s(-l) = -softplus(-l) - (1 - a) l
+        return (-nn_functional.softplus(-self.logits) - (1.0 - actions) * self.logits).sum(dim=-1)
+
+    def entropy(self) -> torch.Tensor:
+        p = torch.sigmoid(self.logits)
+        return (nn_functional.softplus(-self.logits) + (1.0 - p) * self.logits).sum(dim=-1)
+
+    def kl(self, other: Bernoulli) -> torch.Tensor:
+        p = torch.sigmoid(self.logits)
+        log_p, log_q = nn_functional.logsigmoid(self.logits), nn_functional.logsigmoid(other.logits)
+        log_1p, log_1q = nn_functional.logsigmoid(-self.logits), nn_functional.logsigmoid(-other.logits)
+        return (p * (log_p - log_q) + (1.0 - p) * (log_1p - log_1q)).sum(dim=-1)
+
+    def detach(self) -> Bernoulli:
+        return Bernoulli(self.logits.detach())
+
+
+Distribution = Categorical | DiagGaussian | MultiCategorical | Bernoulli

@@ -12,6 +12,7 @@ import torch
 
 from pgrl.envs.base import VecEnv
 from pgrl.envs.normalize import ObsNormalizer, RewardScaler
+from pgrl.obs import flat_tensors
 from pgrl.policies.actor_critic import ActorCriticPolicy
 from pgrl.rollout.storage import Rollout
 
@@ -34,8 +35,7 @@ class Collector:
         self.obs_normalizer, self.reward_scaler = obs_normalizer, reward_scaler
         n, device = env.num_envs, env.device
         self.obs_shape = tuple(env.single_observation_space.shape or ())
-        self.action_shape = tuple(env.single_action_space.shape or ())
-        self.action_dtype = torch.float32 if policy.continuous else torch.int64
+        self.action_shape, self.action_dtype = policy.action_shape, policy.action_dtype
         self.episode_return = torch.zeros(n, device=device)
         self.episode_length = torch.zeros(n, dtype=torch.int64, device=device)
         self.obs: torch.Tensor | None = None
@@ -59,7 +59,7 @@ class Collector:
         """What a checkpoint needs to continue collecting exactly (env state only for native envs)."""
         tensors = {"collector.episode_return": self.episode_return, "collector.episode_length": self.episode_length}
         if self.obs is not None:
-            tensors["collector.obs"] = self.obs
+            tensors.update(flat_tensors(self.obs, "collector.obs"))
         if self.reward_scaler is not None:
             tensors.update({f"reward_scaler.{k}": v for k, v in self.reward_scaler.state_dict().items()})
         env_state = self.env_state()
@@ -91,7 +91,7 @@ class Collector:
         _check_like(saved, {"episode_return": self.episode_return, "episode_length": self.episode_length})
         self.episode_return.copy_(saved["episode_return"].to(device))
         self.episode_length.copy_(saved["episode_length"].to(device))
-        if "collector.obs" in tensors:
+        if "collector.obs" in tensors:  # native envs: one float32 tensor
             obs = tensors["collector.obs"]
             if tuple(obs.shape) != (self.env.num_envs, *self.obs_shape):
                 raise ValueError(f"collector.obs has shape {tuple(obs.shape)}")
@@ -113,7 +113,7 @@ class Collector:
             self._storage = Rollout.allocate(
                 n_steps,
                 self.env.num_envs,
-                self.obs_shape,
+                self.env.single_observation_space,
                 self.action_shape,
                 self.action_dtype,
                 self.env.device,
@@ -128,7 +128,8 @@ class Collector:
         actions, log_probs = self._flat(actions), self._flat(log_probs)
         step = self.env.step(self.policy.to_env(actions))
         dones = step.terminated | step.truncated
-        record_episode_ends(self.episode_return, self.episode_length, step.rewards, dones,
+        record_episode_ends(self.episode_return, self.episode_length, step.rewards,
+                            dones if step.episode_over is None else step.episode_over,
                             finished_returns[t], finished_lengths[t])
         rewards = step.rewards
         if self.reward_scaler is not None:
@@ -141,7 +142,12 @@ class Collector:
         rollout.rewards[t] = rewards
         rollout.terminated[t] = step.terminated
         rollout.truncated[t] = step.truncated
-        rollout.next_obs[t] = self._flat(self._normalize(self._per_seed(step.final_obs), update=False))
+        final_obs = self._flat(self._normalize(self._per_seed(step.final_obs), update=False))
+        if rollout.next_obs is not None:
+            rollout.next_obs[t] = final_obs
+        elif bool(dones.any()):  # compact storage (images): keep only the observations episodes ended on
+            envs = dones.nonzero().squeeze(1)
+            rollout.finals.append((t, envs, final_obs[envs].clone()))
         self.obs = step.obs
         self.last_step = step
         return dones
@@ -157,6 +163,7 @@ class Collector:
         rollout = self._storage_for(n_steps)
         rollout.valid.fill_(True)
         rollout.stopped = False
+        rollout.finals = []
         finished_returns = torch.empty_like(rollout.rewards)
         finished_lengths = torch.empty_like(rollout.log_probs, dtype=torch.int64)
         for t in range(n_steps):
@@ -165,7 +172,13 @@ class Collector:
                 rollout.stopped = True
                 return rollout
         self._record(rollout, finished_returns, finished_lengths, None)
+        self._close_compact(rollout)
         return rollout
+
+    def _close_compact(self, rollout: Rollout) -> None:
+        """Compact storage: the observation after the last step stands in for its next_obs."""
+        if rollout.next_obs is None:
+            rollout.last_obs = self._flat(self._normalize(self._per_seed(self.obs), update=False))
 
     @torch.no_grad()
     def collect_episodes(self, max_steps: int, on_step=None) -> Rollout:
@@ -177,6 +190,7 @@ class Collector:
         """
         self.reset()
         rollout = self._storage_for(max_steps)
+        rollout.finals = []
         finished_returns = torch.empty_like(rollout.rewards)
         finished_lengths = torch.empty_like(rollout.log_probs, dtype=torch.int64)
         ended = torch.zeros(self.env.num_envs, dtype=torch.bool, device=self.env.device)
@@ -192,6 +206,7 @@ class Collector:
             if t % 16 == 15 and bool(ended.all()):
                 length = t + 1
                 break
+        self._close_compact(rollout)
         rollout = rollout.truncate(length)
         last = rollout.valid[-1] & ~ended
         rollout.truncated[-1] |= last  # cut by max_steps: ends here, never bootstrapped by MC methods
