@@ -10,11 +10,11 @@ import torch
 torch.set_num_threads(1)
 
 
-class MultiDiscreteActionEnv(gym.Env):
-    """An env whose MultiDiscrete action space no pgrl algorithm handles."""
+class TupleActionEnv(gym.Env):
+    """An env whose Tuple action space no pgrl algorithm handles."""
 
     observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
-    action_space = gym.spaces.MultiDiscrete([2, 3])
+    action_space = gym.spaces.Tuple([gym.spaces.Discrete(2), gym.spaces.Discrete(3)])
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
@@ -24,8 +24,8 @@ class MultiDiscreteActionEnv(gym.Env):
         return np.zeros(3, np.float32), 0.0, False, False, {}
 
 
-if "pgrl-test/MultiDiscrete-v0" not in gym.registry:
-    gym.register("pgrl-test/MultiDiscrete-v0", entry_point=MultiDiscreteActionEnv, max_episode_steps=10)
+if "pgrl-test/TupleAction-v0" not in gym.registry:
+    gym.register("pgrl-test/TupleAction-v0", entry_point=TupleActionEnv, max_episode_steps=10)
 
 
 @pytest.fixture

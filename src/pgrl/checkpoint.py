@@ -197,8 +197,11 @@ def load_model(cls, path: Path, env=None, device: str = "auto", overrides: dict 
         try:
             set_env(algo, env)
         except EnvError as exc:
+            from pgrl.envs.make import env_name
+
             raise CheckpointError(f"{path} was trained on {env_id} with spaces {observation_space} / "
-                                  f"{action_space}; the given env does not fit: {_first_line(exc)}") from None
+                                  f"{action_space}, but the given env {env_name(env)} does not fit: "
+                                  f"{_first_line(exc)}") from None
     load_tensors(algo, tensors, path)
     algo.num_timesteps = num_timesteps
     algo.policy.eval()

@@ -135,7 +135,7 @@ def _load_into(path_key: str, target):
 
 # (callable of the fixture, error class, message)
 API_CASES = [
-    ("policy name", lambda r: PPO("CnnPolicy", "CartPole-v1"), ConfigError, "policy 'CnnPolicy' is not available"),
+    ("policy name", lambda r: PPO("CnnPolicy", "CartPole-v1"), ConfigError, "CnnPolicy's NatureCNN takes uint8 image"),
     ("env type", lambda r: PPO("MlpPolicy", 42), EnvError,
      "env must be a Gymnasium id, a gymnasium.Env, a gymnasium VectorEnv, a callable returning a gymnasium.Env "
      "or a pgrl VecEnv, not int"),

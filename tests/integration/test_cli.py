@@ -82,8 +82,8 @@ BAD_INPUTS = [
         "config file /nonexistent/c.yaml does not exist",
     ),
     (
-        ["train", "a2c", "pgrl-test/MultiDiscrete-v0"],
-        "handles Discrete and Box action spaces, not MultiDiscrete",
+        ["train", "a2c", "pgrl-test/TupleAction-v0"],
+        "handles Discrete, Box, MultiDiscrete and MultiBinary action spaces, not Tuple",
     ),
     (["train", "ppo", "CartPole-v1", "--preset", "nope"], "no preset 'nope' for ppo on CartPole-v1"),
     (
