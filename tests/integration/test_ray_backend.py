@@ -14,6 +14,7 @@ import socket
 import sys
 import time
 
+import gymnasium as gym
 import pytest
 import torch
 
@@ -79,7 +80,7 @@ def test_missing_ray_names_the_extra(capsys, monkeypatch, tmp_path):
 
 
 def _part(n_steps: int, num_envs: int, first: float, returns: list[float]) -> Rollout:
-    part = Rollout.allocate(n_steps, num_envs, (3,), (), torch.int64, torch.device("cpu"))
+    part = Rollout.allocate(n_steps, num_envs, gym.spaces.Box(-1, 1, (3,)), (), torch.int64, torch.device("cpu"))
     part.obs.fill_(first)
     part.rewards.fill_(first)
     part.terminated[-1] = True

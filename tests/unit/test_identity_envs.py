@@ -335,3 +335,17 @@ def test_envs_work_in_a_gymnasium_vector_env():
         obs, rewards, terminated, truncated, _ = vec.step(vec.action_space.sample())
         assert not terminated.any()
     vec.close()
+
+
+def test_dict_obs_env_pair_mode_answers_quadrant_and_rotation():
+    env = DictObsEnv(pair=True)
+    assert env.action_space == spaces.MultiDiscrete([4, 4])
+    obs, _ = env.reset(seed=0)
+    right = env.correct_action
+    assert right[1] == int(np.argmax(obs["vec"]))
+    _, reward, *_ = env.step(right)
+    assert reward == 1.0
+    wrong = right.copy()
+    wrong[0] = (wrong[0] + 1) % 4
+    env.reset(seed=0)
+    assert env.step(wrong)[1] == 0.0

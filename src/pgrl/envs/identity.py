@@ -274,7 +274,9 @@ class DictObsEnv(gym.Env):
     """Dict observation: ``"image"`` shows a square in quadrant q, ``"vec"`` is a one-hot rotation r.
 
     The action space is ``Discrete(4)`` and the reward is 1.0 for the action ``(q + r) % 4``, so a
-    policy needs both keys.  In the spirit of Stable-Baselines3's ``SimpleMultiObsEnv`` (a multi-input
+    policy needs both keys.  With ``pair=True`` the action is ``MultiDiscrete([4, 4])`` and the
+    reward is 1.0 for ``(q, r)``: both keys still matter (either alone scores 25%), but each
+    entry depends on one key, which policy-gradient methods learn far faster than the sum.  In the spirit of Stable-Baselines3's ``SimpleMultiObsEnv`` (a multi-input
     test env), but a one-step task, so it is quick to learn and wrong preprocessing of either key shows.
 
     Args:
@@ -284,6 +286,7 @@ class DictObsEnv(gym.Env):
         channel_last: image shape (size, size, channels) instead of (channels, size, size).
         square_size: side of the square in pixels.
         ep_length: steps per episode; the last one is truncated, none terminates.
+        pair: answer (q, r) with a MultiDiscrete action instead of (q + r) % 4.
         render_mode: must be None.
     """
 
@@ -296,6 +299,7 @@ class DictObsEnv(gym.Env):
         channel_last: bool = False,
         square_size: int = 4,
         ep_length: int = 100,
+        pair: bool = False,
         render_mode: str | None = None,
     ) -> None:
         super().__init__()
@@ -308,7 +312,9 @@ class DictObsEnv(gym.Env):
                 "vec": spaces.Box(low=0.0, high=1.0, shape=(NUM_QUADRANTS,), dtype=np.float32),
             }
         )
-        self.action_space = spaces.Discrete(NUM_QUADRANTS)
+        self.pair = bool(pair)
+        self.action_space = (spaces.MultiDiscrete([NUM_QUADRANTS, NUM_QUADRANTS]) if self.pair
+                             else spaces.Discrete(NUM_QUADRANTS))
         self.image_size, self.channels, self.channel_last = image_size, channels, channel_last
         self.square_size = square_size
         self.ep_length = ep_length
@@ -318,8 +324,10 @@ class DictObsEnv(gym.Env):
         self._image = np.zeros(self.observation_space["image"].shape, dtype=np.uint8)
 
     @property
-    def correct_action(self) -> int:
+    def correct_action(self) -> int | np.ndarray:
         """The action that earns the reward at the current step."""
+        if self.pair:
+            return np.array([self.quadrant, self.rotation], dtype=np.int64)
         return (self.quadrant + self.rotation) % NUM_QUADRANTS
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
