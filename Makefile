@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # Every extra is installed for the tests, so CI exercises each of them (see README "Install").
 EXTRAS := dev,bench,mujoco,box2d,ray,atari
 
-.PHONY: install demo browser test test-fast bench bench-learning bench-compare bench-control bench-seeds bench-ray bench-atari lint clean
+.PHONY: install demo browser test test-fast bench bench-learning bench-compare bench-control bench-seeds bench-ray bench-atari bench-masking lint clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ bench-ray: $(STAMP)
 # runs/bench_control/ one JSON per run; `--only ENV --seeds 0` runs a part.
 bench-control: $(STAMP)
 	$(BIN)/python -m benchmarks.control
+
+# Masked PPO vs sb3-contrib's MaskablePPO, steps/s and steps to threshold (README "Action masks"); ~5 minutes.
+bench-masking: $(STAMP)
+	$(BIN)/python -m benchmarks.masking --repeats 2
 
 # K seeds of PPO trained as one batch vs one seed alone (README "Many seeds at once"); ~10 minutes.
 bench-seeds: $(STAMP)

@@ -24,6 +24,7 @@ def evaluate_policy(
     callback=None,
     reward_threshold: float | None = None,
     warn: bool = True,
+    use_masking: bool = True,
 ):
     """Run ``n_eval_episodes`` episodes and return (mean, std) of their returns, or (returns,
     lengths) lists with ``return_episode_rewards``, like Stable-Baselines3.
@@ -36,6 +37,7 @@ def evaluate_policy(
     ``callback(locals, globals)`` runs after every step, ``reward_threshold`` raises an
     AssertionError when the mean return is not above it; ``warn`` is accepted for SB3's
     signature (pgrl counts whole episodes itself, with no Monitor wrapper to warn about).
+    ``use_masking`` (sb3-contrib's): act with the env's action masks when it has them.
     """
     if env is None:
         env = getattr(model, "env_source", None) or model.env_id
@@ -67,7 +69,8 @@ def evaluate_policy(
         model.policy.eval()
         finished = False
         for _ in range(cap):
-            actions, _ = model.policy.act(model.normalize_obs(obs), deterministic=deterministic)
+            masks = vec.action_masks() if use_masking else None
+            actions, _ = model.policy.act(model.normalize_obs(obs), deterministic=deterministic, action_masks=masks)
             step = vec.step(model.policy.to_env(actions))
             live = counts < targets
             running += step.rewards.double()

@@ -246,3 +246,38 @@ def test_batch_from_user_takes_single_and_batched_dict_observations():
         batch_from_user({"img": one["img"]}, space, torch.device("cpu"))
     with pytest.raises(EnvError, match="dict"):
         batch_from_user(one["vec"], space, torch.device("cpu"))
+
+
+# -- action masks --------------------------------------------------------------------------------
+
+def test_masked_categorical_never_picks_an_invalid_action_and_keeps_gradients_finite():
+    from pgrl.policies.distributions import Categorical
+
+    torch.manual_seed(0)
+    logits = torch.randn(256, 6, requires_grad=True)
+    mask = torch.rand(256, 6) < 0.5
+    mask[torch.arange(256), torch.randint(0, 6, (256,))] = True  # at least one valid action per row
+    dist = Categorical(logits, mask)
+    assert bool(mask.gather(1, dist.sample().unsqueeze(1)).all()) and bool(mask.gather(1, dist.mode()[:, None]).all())
+    # the entropy over the valid actions only: that of the renormalized valid logits
+    valid_only = torch.distributions.Categorical(logits=logits.detach().masked_fill(~mask, -torch.inf))
+    torch.testing.assert_close(dist.entropy().detach(), valid_only.entropy())
+    (dist.entropy().sum() + dist.log_prob(dist.sample()).sum()).backward()
+    assert torch.isfinite(logits.grad).all()
+    assert bool((logits.grad[~mask] == 0).all())  # invalid actions get no gradient
+
+
+def test_masked_multicategorical_masks_each_entry():
+    torch.manual_seed(1)
+    nvec = (3, 4)
+    mask = torch.tensor([[True, False, False, False, True, False, True]] * 100)
+    dist = MultiCategorical(torch.randn(100, 7), nvec, mask)
+    actions = dist.sample()
+    assert bool((actions[:, 0] == 0).all()) and set(actions[:, 1].tolist()) <= {1, 3}
+    assert torch.isfinite(dist.entropy()).all()
+
+
+def test_policy_refuses_masks_for_continuous_actions():
+    policy = ActorCriticPolicy(BOX, gym.spaces.Box(-1, 1, (2,)))
+    with pytest.raises(EnvError, match="Discrete and MultiDiscrete"):
+        policy.act(sample_obs(BOX), action_masks=torch.ones(B, 2, dtype=torch.bool))

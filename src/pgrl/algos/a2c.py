@@ -17,6 +17,7 @@ from pgrl.algos.common import (
     Metrics,
     check_finite,
     explained_variance,
+    flat_masks,
     flatten,
     normalize,
     optimizer_step,
@@ -69,7 +70,8 @@ class A2C(Algorithm):
         old_values, advantages, returns = (flatten(x) for x in targets)
         if c.normalize_advantage:
             advantages = normalize(advantages)
-        log_probs, entropy, values = self.policy.evaluate(flatten(rollout.obs), flatten(rollout.actions))
+        log_probs, entropy, values = self.policy.evaluate(flatten(rollout.obs), flatten(rollout.actions),
+                                                            flat_masks(rollout))
         loss, pg_loss, vf_loss, ent_loss = advantage_actor_critic_loss(
             log_probs, entropy, values, advantages, returns, c.vf_coef, c.ent_coef
         )

@@ -33,6 +33,7 @@ from pgrl.algos.common import (
     Capabilities,
     Metrics,
     explained_variance,
+    flat_masks,
     flatten,
     normalize,
     require_own_extractors,
@@ -72,7 +73,8 @@ def a3c_loss(policy: ActorCriticPolicy, rollout: Rollout, c: A3CConfig) -> tuple
     old_values, advantages, returns = (flatten(x) for x in targets)
     if c.normalize_advantage:
         advantages = normalize(advantages)
-    log_probs, entropy, new_values = policy.evaluate(flatten(rollout.obs), flatten(rollout.actions))
+    obs, actions = flatten(rollout.obs), flatten(rollout.actions)
+    log_probs, entropy, new_values = policy.evaluate(obs, actions, flat_masks(rollout))
     loss, pg_loss, vf_loss, ent_loss = advantage_actor_critic_loss(
         log_probs, entropy, new_values, advantages, returns, c.vf_coef, c.ent_coef
     )

@@ -17,6 +17,7 @@ from pgrl.algos.common import (
     Capabilities,
     Metrics,
     check_finite,
+    flat_masks,
     flatten,
     normalize,
     optimizer_step,
@@ -63,7 +64,7 @@ class ActorCritic(Algorithm):
         if self.vf_optimizer is not None:
             set_learning_rate(self.vf_optimizer, self.vf_schedule(progress_remaining))
         obs, actions = flatten(rollout.obs), flatten(rollout.actions)
-        log_probs, entropy, values = self.policy.evaluate(obs, actions)
+        log_probs, entropy, values = self.policy.evaluate(obs, actions, flat_masks(rollout))
         next_values = self.policy.value(flatten(rollout.next_observations())).detach()
         deltas = td_errors(flatten(rollout.rewards), values, next_values, flatten(rollout.terminated), c.gamma)
         advantages = deltas.detach()

@@ -157,9 +157,9 @@ class Algorithm(abc.ABC):
         return self.obs_normalizer(obs) if self.obs_normalizer is not None else obs
 
     @torch.no_grad()
-    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
-        """Actions for one observation or a batch, as numpy (SB3's ``(actions, state)`` pair)."""
-        return common.predict_actions(self, observation, deterministic), None
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True, action_masks=None):
+        """Actions for one observation or a batch, as numpy (SB3's ``(actions, state)`` pair); action_masks: bool."""
+        return common.predict_actions(self, observation, deterministic, action_masks), None
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -81,14 +81,19 @@ def training_budget(name: str, total_timesteps: int | None, n_timesteps: int | N
 
 
 @torch.no_grad()
-def predict_actions(algo, observation, deterministic: bool) -> np.ndarray:
+def predict_actions(algo, observation, deterministic: bool, action_masks=None) -> np.ndarray:
     """``Algorithm.predict``'s actions as SB3 returns them: an ndarray in the action space's dtype,
     [B, ...] for a batch, without the batch dim for one observation (0-d for Discrete)."""
     if isinstance(observation, tuple) and len(observation) == 2 and isinstance(observation[1], dict):
         raise EnvError("predict got a tuple (observation, info), as env.reset() returns it; "
                        "pass the observation only: obs, info = env.reset(); model.predict(obs)")
     obs, single = batch_from_user(observation, algo.observation_space, algo.device)
-    actions, _ = algo.policy.act(algo.normalize_obs(obs), deterministic=deterministic)
+    masks = None
+    if action_masks is None and isinstance(obs, dict) and "action_mask" in obs:  # masks in the observation
+        action_masks = obs["action_mask"].cpu().numpy()
+    if action_masks is not None:
+        masks = torch.as_tensor(np.asarray(action_masks, dtype=bool), device=algo.device).reshape(obs.shape[0], -1)
+    actions, _ = algo.policy.act(algo.normalize_obs(obs), deterministic=deterministic, action_masks=masks)
     actions = algo.policy.to_env(actions).cpu().numpy().astype(algo.action_space.dtype, copy=False)
     return actions.squeeze(0) if single else actions
 
@@ -113,6 +118,16 @@ def check_finite(algo, loss: torch.Tensor) -> None:
 def flatten(x: torch.Tensor) -> torch.Tensor:
     """[T, N, ...] -> [T*N, ...]."""
     return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
+
+
+def flat_masks(rollout) -> torch.Tensor | None:
+    """The rollout's stored action masks as [T*N, ...] (None when the env gives none)."""
+    return None if rollout.action_masks is None else flatten(rollout.action_masks)
+
+
+def rows(x: torch.Tensor | None, idx) -> torch.Tensor | None:
+    """x[idx], passing None through (optional per-sample tensors such as action masks)."""
+    return None if x is None else x[idx]
 
 
 def minibatches(n: int, batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:

@@ -22,11 +22,13 @@ from pgrl.algos.common import (
     Metrics,
     check_finite,
     explained_variance,
+    flat_masks,
     flatten,
     minibatches,
     normalize,
     optimizer_step,
     rollout_values,
+    rows,
     set_learning_rate,
 )
 from pgrl.config import AlgoConfig, PositiveSchedule, make_schedule
@@ -163,12 +165,13 @@ class PPO(Algorithm):
             flatten(rollout.log_probs),
         )
         advantages, returns, values = flatten(advantages), flatten(returns), flatten(values)
+        masks = flat_masks(rollout)
 
         sums: dict[str, torch.Tensor] = {}
         n_updates, stopped = 0, False
         for _ in range(c.n_epochs):
             for idx in minibatches(obs.shape[0], c.batch_size, obs.device):
-                log_probs, entropy, new_values = self.policy.evaluate(obs[idx], actions[idx])
+                log_probs, entropy, new_values = self.policy.evaluate(obs[idx], actions[idx], rows(masks, idx))
                 loss, _, terms = ppo_loss(
                     c, log_probs, entropy, new_values, old_log_probs[idx], values[idx], advantages[idx],
                     returns[idx], clip, clip_vf, self.kl_coef if self.kl_coef > 0 else None,

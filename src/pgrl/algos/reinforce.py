@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from pgrl.algos.base import Algorithm
-from pgrl.algos.common import Metrics, check_finite, normalize, optimizer_step, set_learning_rate
+from pgrl.algos.common import Metrics, check_finite, normalize, optimizer_step, rows, set_learning_rate
 from pgrl.config import AlgoConfig, Schedule
 from pgrl.returns import discount_weights, reward_to_go
 
@@ -29,7 +29,8 @@ def monte_carlo_terms(algo: Algorithm, rollout, normalize_returns: bool):
     returns = reward_to_go(rollout.rewards, rollout.dones, c.gamma)
     weights = discount_weights(rollout.dones, c.gamma, rollout.rewards.dtype) if c.gamma_weighting else None
     valid = rollout.valid
-    log_probs, entropy, values = algo.policy.evaluate(rollout.obs[valid], rollout.actions[valid])
+    log_probs, entropy, values = algo.policy.evaluate(rollout.obs[valid], rollout.actions[valid],
+                                                         rows(rollout.action_masks, valid))
     returns = returns[valid]
     if normalize_returns:
         returns = normalize(returns)

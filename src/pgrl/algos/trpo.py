@@ -26,12 +26,14 @@ from pgrl.algos.common import (
     Metrics,
     check_finite,
     explained_variance,
+    flat_masks,
     flatten,
     minibatches,
     normalize,
     optimizer_step,
     require_own_extractors,
     rollout_values,
+    rows,
     set_learning_rate,
 )
 from pgrl.config import AlgoConfig, Schedule
@@ -90,21 +92,22 @@ class TRPO(Algorithm):
         obs, actions, values = flatten(rollout.obs), flatten(rollout.actions), flatten(values)
         advantages = flatten(advantages)
         k = c.sub_sampling_factor
-        metrics = self.policy_step(obs[::k], actions[::k], advantages[::k])
+        masks = rows(flat_masks(rollout), slice(None, None, k))
+        metrics = self.policy_step(obs[::k], actions[::k], advantages[::k], masks)
         metrics["loss/value"] = self.critic_step(obs, returns, progress_remaining)
         metrics["stats/explained_var"] = explained_variance(values, returns)
         metrics["train/learning_rate"] = self.lr_schedule(progress_remaining)
         return metrics
 
-    def policy_step(self, obs, actions, advantages) -> Metrics:
+    def policy_step(self, obs, actions, advantages, masks=None) -> Metrics:
         c = self.config
         params = self.policy.actor_parameters()
         if c.normalize_advantage:
             advantages = normalize(advantages)
         with torch.no_grad():
-            old_dist = self.policy.distribution(obs).detach()
+            old_dist = self.policy.distribution(obs, masks).detach()
             old_log_probs = old_dist.log_prob(actions)
-        dist = self.policy.distribution(obs)
+        dist = self.policy.distribution(obs, masks)
         old_surrogate = surrogate(dist, actions, old_log_probs, advantages)
         mean_kl = old_dist.kl(dist).mean()
         check_finite(self, old_surrogate)
@@ -121,7 +124,7 @@ class TRPO(Algorithm):
         with torch.no_grad():
             for _ in range(c.line_search_max_iter):
                 set_flat_params(params, old_params + fraction * step)
-                dist = self.policy.distribution(obs)
+                dist = self.policy.distribution(obs, masks)
                 kl = old_dist.kl(dist).mean()
                 new_surrogate = surrogate(dist, actions, old_log_probs, advantages)
                 if bool((kl <= c.target_kl) & (new_surrogate > old_surrogate)):

@@ -55,6 +55,10 @@ def concat_rollouts(parts: list[Rollout], device: torch.device) -> Rollout:
                 value = torch.cat([value, filler])  # zeros: valid False, neither terminated nor truncated
             columns[name].append(value)
     merged = Rollout(*(torch.cat(columns[name], dim=1).to(device) for name in _FIELDS))
+    if parts[0].action_masks is not None:  # padded steps are invalid anyway: any mask will do
+        masks = [torch.cat([p.action_masks, p.action_masks[-1:].expand(length - p.n_steps, *p.action_masks.shape[1:])])
+                 for p in parts]
+        merged.action_masks = torch.cat(masks, dim=1).to(device)
     merged.episode_returns = [r for part in parts for r in part.episode_returns]
     merged.episode_lengths = [n for part in parts for n in part.episode_lengths]
     return merged

@@ -156,8 +156,10 @@ class RolloutWorker(_EnvWorker):
 
 def _owned(rollout: Rollout) -> Rollout:
     fields = ("obs", "actions", "log_probs", "rewards", "terminated", "truncated", "next_obs", "valid")
+    masks = rollout.action_masks
     return Rollout(*(getattr(rollout, name).clone() for name in fields),
-                   list(rollout.episode_returns), list(rollout.episode_lengths))
+                   list(rollout.episode_returns), list(rollout.episode_lengths),
+                   action_masks=None if masks is None else masks.clone())
 
 
 @dataclass

@@ -63,6 +63,11 @@ class VecEnv(abc.ABC):
     def step(self, actions: torch.Tensor) -> Step:
         """Advance every copy by one step, resetting finished episodes automatically."""
 
+    def action_masks(self) -> torch.Tensor | None:
+        """Valid actions of the current observations, bool [N, n] (MultiDiscrete: [N, sum(nvec)]),
+        or None when the env has no masks.  A native env can return a tensor it keeps on its device."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (subprocesses, windows)."""
 

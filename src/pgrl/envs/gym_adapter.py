@@ -72,6 +72,8 @@ class GymVecEnv(VecEnv):
             first = self.vec.envs[0].spec
             self.max_episode_steps = getattr(first, "max_episode_steps", None)
         self._action_dtype = self.single_action_space.dtype or np.float32
+        self._mask_source: str | None = None  # found at the first reset, see _find_masks
+        self._masks: torch.Tensor | None = None
 
     def _obs(self, obs):
         return to_tensor(obs, self.single_observation_space, self.device)
@@ -79,11 +81,42 @@ class GymVecEnv(VecEnv):
     def reset(self, seed: int | None = None) -> torch.Tensor:
         seeds = None if seed is None else [seed + i for i in range(self.num_envs)]
         try:
-            obs, _ = self.vec.reset(seed=seeds)
+            obs, info = self.vec.reset(seed=seeds)
             _check_batch(obs, self.single_observation_space, self.num_envs)
         except (ValueError, TypeError) as exc:
             raise self._bad_obs("reset()", exc) from None
+        if self._mask_source is None:
+            self._mask_source = self._find_masks(obs, info)
+        self._read_masks(obs, info)
         return self._obs(obs)
+
+    # -- action masks (sb3-contrib's action_masks() method, info["action_mask"] or a Dict key) --------
+    def action_masks(self) -> torch.Tensor | None:
+        return self._masks
+
+    def _find_masks(self, obs, info) -> str:
+        if isinstance(self.vec, gym.vector.SyncVectorEnv | gym.vector.AsyncVectorEnv):
+            if all(self.vec.call("has_wrapper_attr", "action_masks")):
+                return "method"
+        if "action_mask" in info:
+            return "info"
+        if isinstance(obs, dict) and "action_mask" in obs:
+            return "obs"
+        return "none"
+
+    def _read_masks(self, obs, info, reset_info=None, reset=None) -> None:
+        """The masks of the observations just returned (``reset``: the copies reset after the step)."""
+        if self._mask_source == "none":
+            return
+        if self._mask_source == "method":
+            masks = np.stack([np.asarray(m) for m in self.vec.call("action_masks")])
+        elif self._mask_source == "obs":
+            masks = np.asarray(obs["action_mask"])
+        else:
+            masks = np.asarray(info.get("action_mask", np.ones((self.num_envs, 1))))
+            if reset is not None and reset_info is not None and "action_mask" in reset_info:
+                masks = np.where(reset.reshape(-1, 1), np.asarray(reset_info["action_mask"]), masks)
+        self._masks = torch.as_tensor(masks.astype(bool).reshape(self.num_envs, -1), device=self.device)
 
     def _bad_obs(self, where: str, exc: Exception) -> EnvError:
         return EnvError(f"{self.env_id}'s {where} returned an observation that does not fit its observation_space "
@@ -101,16 +134,18 @@ class GymVecEnv(VecEnv):
         final_obs = obs
         done = np.logical_or(terminated, truncated)
         game_over = _game_over(info, done)
+        reset_info = None
         if self._masked_resets:
             if done.any():
                 final_obs = _map(lambda x: np.array(x, copy=True), obs)
-                reset_obs, _ = self.vec.reset(options={"reset_mask": done})
+                reset_obs, reset_info = self.vec.reset(options={"reset_mask": done})
                 obs = _map(lambda new, old: np.where(done.reshape(-1, *([1] * (np.ndim(old) - 1))), new, old),
                            reset_obs, obs)
         elif "_final_obs" in info and info["_final_obs"].any():
             final_obs = _map(lambda x: np.array(x, copy=True), obs)
             for i in np.flatnonzero(info["_final_obs"]):
                 _set_row(final_obs, i, info["final_obs"][i])
+        self._read_masks(obs, info, reset_info, done)
         return Step(
             obs=self._obs(obs),
             rewards=torch.as_tensor(rewards, dtype=torch.float32, device=self.device),

@@ -276,8 +276,9 @@ class DictObsEnv(gym.Env):
     The action space is ``Discrete(4)`` and the reward is 1.0 for the action ``(q + r) % 4``, so a
     policy needs both keys.  With ``pair=True`` the action is ``MultiDiscrete([4, 4])`` and the
     reward is 1.0 for ``(q, r)``: both keys still matter (either alone scores 25%), but each
-    entry depends on one key, which policy-gradient methods learn far faster than the sum.  In the spirit of Stable-Baselines3's ``SimpleMultiObsEnv`` (a multi-input
-    test env), but a one-step task, so it is quick to learn and wrong preprocessing of either key shows.
+    entry depends on one key, which policy-gradient methods learn far faster than the sum.
+    In the spirit of Stable-Baselines3's ``SimpleMultiObsEnv`` (a multi-input test env), but a
+    one-step task, so wrong preprocessing of either key shows at once.
 
     Args:
         image_size: image height and width (36 by default so that a Nature CNN fits; 16 works with
@@ -357,3 +358,78 @@ class DictObsEnv(gym.Env):
 
     def render(self) -> None:
         return None
+
+
+class InvalidActionEnv(gym.Env):
+    """The identity task where most actions are invalid, with masks as sb3-contrib's envs give them.
+
+    The observation is the target (``Discrete(dim)``, or ``MultiDiscrete([dim] * entries)``) and the
+    action space the same; each step ``n_invalid`` actions other than the target (per entry) are
+    invalid.  The reward is 1.0 for the target, 0.0 for another valid action and ``penalty`` for an
+    invalid one (counted in ``invalid_actions``).  ``mask_via``: "method" (``action_masks()``, as
+    sb3-contrib's ActionMasker), "info" (``info["action_mask"]``) or "obs" (a Dict observation
+    ``{"target": ..., "action_mask": MultiBinary}``) or "none" (the same task with no masks shown:
+    the unmasked baseline).
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, dim: int = 20, n_invalid: int = 15, penalty: float = -10.0, entries: int | None = None,
+                 ep_length: int = 100, mask_via: str = "method", render_mode: str | None = None) -> None:
+        super().__init__()
+        _check_ep_length(ep_length)
+        _check_render_mode(render_mode)
+        if not 0 <= n_invalid < dim:
+            raise EnvError(f"n_invalid must be in [0, dim), got {n_invalid} for dim {dim}")
+        if mask_via not in ("method", "info", "obs", "none"):
+            raise EnvError(f"mask_via must be 'method', 'info', 'obs' or 'none', not {mask_via!r}")
+        self.dim, self.n_invalid, self.penalty, self.entries = dim, n_invalid, float(penalty), entries
+        self.ep_length, self.mask_via, self.render_mode = ep_length, mask_via, render_mode
+        target = spaces.Discrete(dim) if entries is None else spaces.MultiDiscrete([dim] * entries)
+        self.action_space = target
+        width = dim * (entries or 1)
+        self.observation_space = (spaces.Dict({"target": target, "action_mask": spaces.MultiBinary(width)})
+                                  if mask_via == "obs" else target)
+        self.invalid_actions, self.current_step = 0, 0
+        self.target = np.zeros(entries or 1, dtype=np.int64)
+        self.mask = np.ones((entries or 1, dim), dtype=bool)
+
+        if mask_via == "method":  # only then does the env have sb3-contrib's action_masks()
+            self.action_masks = self._current_mask
+
+    def _current_mask(self) -> np.ndarray:
+        """Valid actions of the current step: bool [dim] (MultiDiscrete: [entries * dim])."""
+        return self.mask.reshape(-1).copy()
+
+    def _new_target(self) -> None:
+        rows = self.entries or 1
+        self.target = self.np_random.integers(self.dim, size=rows)
+        self.mask = np.ones((rows, self.dim), dtype=bool)
+        for row in range(rows):
+            others = np.delete(np.arange(self.dim), self.target[row])
+            self.mask[row, self.np_random.choice(others, self.n_invalid, replace=False)] = False
+
+    def _obs(self):
+        target = int(self.target[0]) if self.entries is None else self.target.copy()
+        if self.mask_via == "obs":
+            return {"target": target, "action_mask": self.mask.reshape(-1).astype(np.int8)}
+        return target
+
+    def _info(self) -> dict:
+        return {"action_mask": self._current_mask()} if self.mask_via == "info" else {}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.current_step = 0
+        self._new_target()
+        return self._obs(), self._info()
+
+    def step(self, action: Any):
+        chosen = np.asarray(action, dtype=np.int64).reshape(-1)
+        valid = bool(self.mask[np.arange(len(chosen)), chosen].all())
+        if not valid:
+            self.invalid_actions += 1
+        reward = (1.0 if np.array_equal(chosen, self.target) else 0.0) if valid else self.penalty
+        self._new_target()
+        self.current_step += 1
+        return self._obs(), reward, False, self.current_step >= self.ep_length, self._info()

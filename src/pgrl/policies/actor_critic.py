@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pgrl.errors import ConfigError
+from pgrl.errors import ConfigError, EnvError
 from pgrl.obs import TensorDict, check_action_space, check_observation_space, is_image_space
 from pgrl.policies import features
 from pgrl.policies.distributions import (
@@ -126,6 +126,7 @@ class ActorCriticPolicy(nn.Module):
         self.action_dtype = torch.int64 if isinstance(action_space, gym.spaces.Discrete | gym.spaces.MultiDiscrete) \
             else torch.float32
         self.action_shape = stored_action_shape(action_space)
+        self.maskable = isinstance(action_space, gym.spaces.Discrete | gym.spaces.MultiDiscrete)
         act_dim = action_width(action_space)
         if isinstance(action_space, gym.spaces.MultiDiscrete):
             self.nvec = tuple(int(n) for n in np.asarray(action_space.nvec).reshape(-1))
@@ -241,16 +242,19 @@ class ActorCriticPolicy(nn.Module):
             return (self.trunk(pi),) * 2 if vf is pi else (self.trunk(pi), self.trunk(vf))
         return pi, vf
 
-    def _dist(self, features: tuple[torch.Tensor, torch.Tensor]) -> Distribution:
-        return self._latent_dist(features)[1]
+    def _dist(self, features: tuple[torch.Tensor, torch.Tensor], action_masks=None) -> Distribution:
+        return self._latent_dist(features, action_masks)[1]
 
-    def _latent_dist(self, features: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, Distribution]:
+    def _latent_dist(self, features: tuple[torch.Tensor, torch.Tensor],
+                     action_masks: torch.Tensor | None = None) -> tuple[torch.Tensor, Distribution]:
         latent = features[0] if self.shared else self.pi_body(features[0])
         out = self.pi_head(latent)
+        if action_masks is not None and not self.maskable:
+            raise EnvError(f"action masks apply to Discrete and MultiDiscrete action spaces, not {self.action_space}")
         if isinstance(self.action_space, gym.spaces.Discrete):
-            return latent, Categorical(out)
+            return latent, Categorical(out, action_masks)
         if isinstance(self.action_space, gym.spaces.MultiDiscrete):
-            return latent, MultiCategorical(out, self.nvec)
+            return latent, MultiCategorical(out, self.nvec, action_masks)
         if isinstance(self.action_space, gym.spaces.MultiBinary):
             return latent, Bernoulli(out)
         if not self.use_sde:
@@ -261,8 +265,8 @@ class ActorCriticPolicy(nn.Module):
         variance = latent.detach().pow(2) @ torch.exp(2 * self.log_std)
         return latent, DiagGaussian(out, 0.5 * torch.log(variance + 1e-6))
 
-    def distribution(self, obs) -> Distribution:
-        return self._dist(self._features(obs))
+    def distribution(self, obs, action_masks: torch.Tensor | None = None) -> Distribution:
+        return self._dist(self._features(obs), action_masks)
 
     def reset_noise(self, n_envs: int) -> None:
         """Draw new gSDE exploration matrices, one per environment ([n_envs, latent, act_dim];
@@ -284,8 +288,10 @@ class ActorCriticPolicy(nn.Module):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self._value(self._features(obs))
 
-    def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        latent, dist = self._latent_dist(self._features(obs))
+    def act(self, obs: torch.Tensor, deterministic: bool = False,
+            action_masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``action_masks`` (bool [B, n] or [B, sum(nvec)]): False marks invalid actions."""
+        latent, dist = self._latent_dist(self._features(obs), action_masks)
         if deterministic:
             actions = dist.mode()
         elif self.use_sde:
@@ -298,10 +304,10 @@ class ActorCriticPolicy(nn.Module):
         return actions, dist.log_prob(actions)
 
     def evaluate(
-        self, obs: torch.Tensor, actions: torch.Tensor
+        self, obs: torch.Tensor, actions: torch.Tensor, action_masks: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         features = self._features(obs)
-        dist = self._dist(features)
+        dist = self._dist(features, action_masks)
         return dist.log_prob(actions), dist.entropy(), self._value(features)
 
     def to_env(self, actions: torch.Tensor) -> torch.Tensor:

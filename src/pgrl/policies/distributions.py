@@ -38,9 +38,19 @@ def per_seed_noise(out: torch.Tensor, generators: list[torch.Generator], kind: s
     return out
 
 
+#: the logit of an invalid action: finite, so gradients stay finite, yet its probability is exactly 0
+MASKED_LOGIT = -1e8
+
+
 class Categorical:
-    def __init__(self, logits: torch.Tensor):
+    """``mask`` (bool, the logits' shape): False marks invalid actions, which get probability 0,
+    are never sampled or chosen greedily, and add nothing to the entropy."""
+
+    def __init__(self, logits: torch.Tensor, mask: torch.Tensor | None = None):
+        if mask is not None:
+            logits = logits.masked_fill(~mask, MASKED_LOGIT)
         self.logits = torch.log_softmax(logits, dim=-1)
+        self.masked = mask is not None
 
     @property
     def probs(self) -> torch.Tensor:
@@ -62,7 +72,9 @@ class Categorical:
         return self.logits.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
 
     def entropy(self) -> torch.Tensor:
-        # xlogy gives 0 * log 0 = 0, so masked (-inf) logits do not turn the entropy into NaN
+        if self.masked:  # p log p with the finite log p of masked actions: 0 * -1e8 = 0, finite gradients
+            return -(self.probs * self.logits).sum(dim=-1)
+        # xlogy gives 0 * log 0 = 0, so a probability that underflows to 0 does not turn the entropy into NaN
         return -torch.special.xlogy(self.probs, self.probs).sum(dim=-1)
 
     def kl(self, other: Categorical) -> torch.Tensor:
@@ -71,7 +83,9 @@ class Categorical:
         return torch.where(p > 0, p * (self.logits - other.logits), 0.0).sum(dim=-1)
 
     def detach(self) -> Categorical:
-        return Categorical(self.logits.detach())
+        out = Categorical(self.logits.detach())
+        out.masked = self.masked
+        return out
 
 
 class DiagGaussian:
@@ -118,11 +132,15 @@ class MultiCategorical:
 
     PAD = -1e4
 
-    def __init__(self, logits: torch.Tensor, nvec: tuple[int, ...], _padded: Categorical | None = None):
+    def __init__(self, logits: torch.Tensor, nvec: tuple[int, ...], mask: torch.Tensor | None = None,
+                 _padded: Categorical | None = None):
+        """``mask`` [B, sum(nvec)] (bool): False marks an invalid choice of its entry."""
         self.nvec = nvec
         if _padded is not None:
             self.inner = _padded
             return
+        if mask is not None:
+            logits = logits.masked_fill(~mask, MASKED_LOGIT)
         width = max(nvec)
         if all(n == width for n in nvec):
             padded = logits.unflatten(-1, (len(nvec), width))

@@ -118,13 +118,20 @@ class Collector:
                 self.action_dtype,
                 self.env.device,
             )
+            if self.env.action_masks() is not None:
+                n = self.env.action_masks().shape[-1]
+                self._storage.action_masks = torch.ones((n_steps, self.env.num_envs, n), dtype=torch.bool,
+                                                        device=self.env.device)
         return self._storage
 
     def _step(self, rollout: Rollout, t: int, finished_returns: torch.Tensor, finished_lengths: torch.Tensor):
         if self.policy.use_sde and (t == 0 or (self.sde_sample_freq > 0 and t % self.sde_sample_freq == 0)):
             self.policy.reset_noise(self.env.num_envs // (self.stack or 1))
         obs = self._normalize(self._per_seed(self.obs), update=True)
-        actions, log_probs = self.policy.act(obs)
+        masks = self.env.action_masks()
+        actions, log_probs = self.policy.act(obs, action_masks=masks)
+        if masks is not None:
+            rollout.action_masks[t] = masks
         actions, log_probs = self._flat(actions), self._flat(log_probs)
         step = self.env.step(self.policy.to_env(actions))
         dones = step.terminated | step.truncated

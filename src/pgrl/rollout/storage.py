@@ -10,6 +10,7 @@
 | truncated  | [T, N] bool         | the episode was cut by a time limit                       |
 | next_obs   | [T, N, *obs_shape]  | observation reached before any reset (for V(s')); None when compact |
 | valid      | [T, N] bool         | the step belongs to a counted episode (episode mode)      |
+| action_masks | [T, N, n] bool or None | valid actions at the step (envs with action masks)   |
 
 Observations are stored as pgrl.obs lays them out: float32, uint8 for images (a quarter of the
 memory), a ``TensorDict`` of those for Dict spaces.  Spaces with images are stored *compact*:
@@ -49,6 +50,8 @@ class Rollout:
     #: compact storage (next_obs None): the observation after the last step, and final observations
     last_obs: torch.Tensor | None = None
     finals: list = field(default_factory=list)
+    #: the env's action masks at each step (False: invalid), None when it has none
+    action_masks: torch.Tensor | None = None
 
     @classmethod
     def allocate(
@@ -110,4 +113,5 @@ class Rollout:
             self.episode_lengths,
             last_obs=self.last_obs if length == self.n_steps or self.next_obs is not None else self.obs[length],
             finals=[final for final in self.finals if final[0] < length],
+            action_masks=None if self.action_masks is None else self.action_masks[:length],
         )
