@@ -120,3 +120,21 @@ def test_a_tensor_env_hands_its_masks_over_as_tensors():
     model = pgrl.A2C("MlpPolicy", env, n_steps=8, seed=0)
     model.learn(48)
     assert all(bool((actions == valid).all()) for valid, actions in env.taken)
+
+
+class SometimesMaskedEnv(InvalidActionEnv):
+    """Gives info["action_mask"] on even steps only: the other steps allow every action."""
+
+    def __init__(self):
+        super().__init__(dim=6, n_invalid=4, ep_length=10, mask_via="info")
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs, reward, terminated, truncated, info if self.current_step % 2 == 0 else {}
+
+
+def test_steps_without_a_mask_in_info_allow_every_action():
+    model = pgrl.A2C("MlpPolicy", SometimesMaskedEnv, n_envs=2, n_steps=10, seed=0)
+    rollout = model.collector().collect(10)
+    odd = rollout.action_masks[1::2]  # the observations of odd steps came without masks
+    assert bool(odd.all()) and not bool(rollout.action_masks[0].all())

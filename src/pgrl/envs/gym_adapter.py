@@ -113,9 +113,9 @@ class GymVecEnv(VecEnv):
         elif self._mask_source == "obs":
             masks = np.asarray(obs["action_mask"])
         else:
-            masks = np.asarray(info.get("action_mask", np.ones((self.num_envs, 1))))
+            masks = _info_masks(info, self._masks)
             if reset is not None and reset_info is not None and "action_mask" in reset_info:
-                masks = np.where(reset.reshape(-1, 1), np.asarray(reset_info["action_mask"]), masks)
+                masks = np.where(reset.reshape(-1, 1), _info_masks(reset_info, self._masks), masks)
         self._masks = torch.as_tensor(masks.astype(bool).reshape(self.num_envs, -1), device=self.device)
 
     def _bad_obs(self, where: str, exc: Exception) -> EnvError:
@@ -186,6 +186,16 @@ def _game_over(info: dict, done: np.ndarray) -> np.ndarray | None:
     if "game_over" not in source:
         return None
     return done & np.asarray(source["game_over"], dtype=bool)
+
+
+def _info_masks(info: dict, previous: torch.Tensor | None) -> np.ndarray:
+    """info["action_mask"] of a vector env's step; copies (or a step) that gave none allow every action."""
+    if "action_mask" not in info:
+        return np.ones(tuple(previous.shape), dtype=bool)
+    masks = np.asarray(info["action_mask"], dtype=bool)
+    masks = masks.reshape(masks.shape[0], -1)
+    given = info.get("_action_mask")  # Gymnasium's vector envs: which copies gave the key
+    return masks if given is None else masks | ~np.asarray(given, dtype=bool).reshape(-1, 1)
 
 
 def _check_batch(obs, space: gym.Space, n: int) -> None:

@@ -122,7 +122,6 @@ class ActorCriticPolicy(nn.Module):
                 self.vf_features_extractor = self._make_extractor(extractor, features_extractor_kwargs, ortho_init)
             obs_dim = self.features_extractor.features_dim
         self.continuous = isinstance(action_space, gym.spaces.Box)
-        self.action_kind = type(action_space).__name__
         self.action_dtype = torch.int64 if isinstance(action_space, gym.spaces.Discrete | gym.spaces.MultiDiscrete) \
             else torch.float32
         self.action_shape = stored_action_shape(action_space)
