@@ -8,7 +8,7 @@ net_arch [64, 64] for the Box task (eps 0.5), 3000 steps (A2C Box: 3500).
 
 Seed sweep, greedy 20-episode means, seeds 0-4, AMD EPYC, torch 2.13.0, 2026-12-01:
 
-| algo | task          | steps | pgrl                              | SB3 2.x, same settings           |
+| algo | task          | steps | pgrl                              | SB3 2.9.2, same settings         |
 |------|---------------|-------|-----------------------------------|----------------------------------|
 | PPO  | Discrete      | 3000  | 100 100 100 100 100               |                                  |
 | PPO  | MultiDiscrete | 3000  | 100 100 100 100 100               |                                  |
