@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # Every extra is installed for the tests, so CI exercises each of them (see README "Install").
 EXTRAS := dev,bench,mujoco,box2d,ray,atari
 
-.PHONY: install demo browser test test-fast bench bench-learning bench-compare bench-control bench-seeds bench-ray bench-atari bench-masking lint clean
+.PHONY: install demo browser test test-learning test-all bench bench-learning bench-compare bench-control bench-seeds bench-ray bench-atari bench-masking bench-recurrent lint clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,11 +31,15 @@ browser:
 	  $$SUDO apt-get update -q && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
 
+# Unit and integration tests (every extra included); the learning tests, which train to thresholds
+# over several minutes each, are `make test-learning`.  CI (.ci/run) runs both.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
-
-test-fast: $(STAMP) browser
 	$(BIN)/python -m pytest -q -m "not learning" $(PYTEST_ARGS)
+
+test-learning: $(STAMP)
+	$(BIN)/python -m pytest -q -m learning $(PYTEST_ARGS)
+
+test-all: test test-learning
 
 # Side-by-side speed against Stable-Baselines3 (README "Speed"); about 10 minutes.
 # The pgrl[bench] extra (Stable-Baselines3) is part of the install, so its smoke test runs in CI.
@@ -63,6 +67,10 @@ bench-control: $(STAMP)
 # Masked PPO vs sb3-contrib's MaskablePPO, steps/s and steps to threshold (README "Action masks"); ~5 minutes.
 bench-masking: $(STAMP)
 	$(BIN)/python -m benchmarks.masking --repeats 2
+
+# PPO with an LSTM policy vs sb3-contrib's RecurrentPPO on CartPoleNoVel-v1 (README "Memory"); ~40 minutes.
+bench-recurrent: $(STAMP)
+	$(BIN)/python -m benchmarks.recurrent --repeats 2 --seeds 2
 
 # K seeds of PPO trained as one batch vs one seed alone (README "Many seeds at once"); ~10 minutes.
 bench-seeds: $(STAMP)

@@ -21,6 +21,27 @@ def today() -> str:
     return time.strftime("%Y-%m-%d")
 
 
+def training_speed(model, steps: int, warmup: int = 2048) -> float:
+    """Env steps/s of ``model.learn(steps)`` after a ``warmup``-step learn (first calls, allocation);
+    any SB3-style model with ``learn(n, reset_num_timesteps=False)``."""
+    model.learn(warmup)
+    start = time.perf_counter()
+    model.learn(steps, reset_num_timesteps=False)
+    return steps / (time.perf_counter() - start)
+
+
+def steps_to_reach(model, evaluate, threshold: float, budget: int, every: int) -> int | None:
+    """Env steps until ``evaluate(model)`` first reaches ``threshold``, checked every ``every``
+    steps (one learn call per chunk, schedules included), None within ``budget``."""
+    done = 0
+    while done < budget:
+        model.learn(every, reset_num_timesteps=False)
+        done += every
+        if evaluate(model) >= threshold:
+            return done
+    return None
+
+
 @dataclass
 class SolveResult:
     solved: bool

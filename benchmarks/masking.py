@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from functools import partial
 
 import torch
 
 import pgrl
-from benchmarks.common import machine, today
+from benchmarks.common import machine, steps_to_reach, today, training_speed
 from pgrl.envs.identity import InvalidActionEnv
 
 TASK = {"dim": 20, "n_invalid": 15, "ep_length": 100}
@@ -49,25 +48,6 @@ def evaluate(system: str, model) -> float:
     return evaluate_policy(model, InvalidActionEnv(**TASK), n_eval_episodes=5, warn=False)[0]
 
 
-def steps_per_second(system: str, steps: int, seed: int) -> float:
-    model = pgrl_model(seed) if system == "pgrl" else sb3_model(seed)
-    model.learn(CHECK_EVERY)  # warm-up: first calls, allocation
-    start = time.perf_counter()
-    model.learn(steps, reset_num_timesteps=False)
-    return steps / (time.perf_counter() - start)
-
-
-def steps_to_threshold(system: str, budget: int, seed: int) -> int | None:
-    model = pgrl_model(seed) if system == "pgrl" else sb3_model(seed)
-    done = 0
-    while done < budget:
-        model.learn(CHECK_EVERY, reset_num_timesteps=False)
-        done += CHECK_EVERY
-        if evaluate(system, model) >= THRESHOLD:
-            return done
-    return None
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20_480, help="timed training steps per run")
@@ -80,9 +60,12 @@ def main(argv: list[str] | None = None) -> None:
     speed: dict[str, list[float]] = {"pgrl": [], "sb3-contrib": []}
     for repeat in range(args.repeats):
         for system in speed:
-            speed[system].append(steps_per_second(system, args.steps, seed=repeat))
+            model = pgrl_model(repeat) if system == "pgrl" else sb3_model(repeat)
+            speed[system].append(training_speed(model, args.steps, warmup=CHECK_EVERY))
             print(f"{system}: {speed[system][-1]:.0f} env steps/s", flush=True)
-    reached = {system: [steps_to_threshold(system, args.budget, seed) for seed in range(args.seeds)]
+    reached = {system: [steps_to_reach(pgrl_model(seed) if system == "pgrl" else sb3_model(seed),
+                                       partial(evaluate, system), THRESHOLD, args.budget, CHECK_EVERY)
+                        for seed in range(args.seeds)]
                for system in speed}
     print(f"\n| system | training env steps/s (median) | steps to greedy >= 90, seeds 0-{args.seeds - 1} |")
     print("|---|---|---|")

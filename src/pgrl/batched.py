@@ -43,7 +43,7 @@ from torch import nn
 
 from pgrl.algos.common import explained_variance, set_learning_rate
 from pgrl.algos.ppo import PPO, PPOConfig, adapt_kl_coef, ppo_loss
-from pgrl.config import build_config, load_preset, merge
+from pgrl.config import build_config, is_recurrent, load_preset, merge
 from pgrl.envs.make import make_env
 from pgrl.envs.normalize import ObsNormalizer, RewardScaler
 from pgrl.errors import ConfigError, PGRLError, TrainingError
@@ -79,9 +79,11 @@ def batched_unsupported(
     if env_backend == "gymnasium" or env_id not in NATIVE_ENVS:
         return f"{env_id} has no native batched implementation (batched seeds need one: {', '.join(NATIVE_ENVS)})"
     try:
-        build_config(PPOConfig, "ppo", merge(load_preset("ppo", env_id, preset), hparams or {}))
+        config = build_config(PPOConfig, "ppo", merge(load_preset("ppo", env_id, preset), hparams or {}))
     except PGRLError as exc:
         return str(exc)
+    if is_recurrent(config.policy):
+        return f"{config.policy} is an LSTM policy, whose seeds train one per process (batched seeds stack MLPs)"
     return None
 
 

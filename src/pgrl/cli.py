@@ -8,7 +8,7 @@ import shlex
 import sys
 
 from pgrl.algos import ALGORITHMS
-from pgrl.config import parse_overrides
+from pgrl.config import POLICIES, parse_overrides
 from pgrl.errors import PGRLError
 
 ALGO_NAMES = list(ALGORITHMS)  # the registry, in its order
@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="import MODULE first (it registers the env id), as rl-zoo's --gym-packages",
     )
     train.add_argument("--preset", default="default", help="named preset for (algo, env), e.g. reference")
+    train.add_argument("--policy", default=None, choices=POLICIES,
+                       help="policy (SB3's names; the Lstm ones have memory, for ppo and a2c); default: the preset's")
     train.add_argument("--device", default="auto", help="cpu, cuda or auto")
     train.add_argument("--env-backend", default="auto", choices=["auto", "native", "gymnasium"])
     train.add_argument("--vec", default="sync", choices=["sync", "async"], help="Gymnasium vectorization")
@@ -202,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                     seed=args.seed,
                     total_timesteps=int(total) if total else None,
                     config_file=args.config,
-                    overrides=args.overrides,
+                    overrides=([f"policy={args.policy}"] if args.policy else []) + args.overrides,
                     device=args.device,
                     out=args.out,
                     preset=args.preset,

@@ -129,13 +129,22 @@ class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
-POLICIES = ("MlpPolicy", "CnnPolicy", "MultiInputPolicy")
-#: what each policy name sets in policy_kwargs unless the user sets it (SB3's defaults)
+POLICIES = ("MlpPolicy", "CnnPolicy", "MultiInputPolicy", "MlpLstmPolicy", "CnnLstmPolicy", "MultiInputLstmPolicy")
+#: what each policy name sets in policy_kwargs unless the user sets it (SB3's and sb3-contrib's defaults)
 POLICY_DEFAULTS: dict[str, dict[str, Any]] = {
     "MlpPolicy": {},
     "CnnPolicy": {"features_extractor_class": "NatureCNN", "net_arch": []},
     "MultiInputPolicy": {"features_extractor_class": "CombinedExtractor"},
 }
+for _name in ("Mlp", "Cnn", "MultiInput"):
+    POLICY_DEFAULTS[f"{_name}LstmPolicy"] = POLICY_DEFAULTS[f"{_name}Policy"]
+#: policy_kwargs only LSTM policies take (sb3-contrib's names)
+LSTM_KWARGS = ("lstm_hidden_size", "n_lstm_layers", "shared_lstm", "enable_critic_lstm", "lstm_kwargs")
+
+
+def is_recurrent(policy: str) -> bool:
+    """True for the LSTM policy names (MlpLstmPolicy, CnnLstmPolicy, MultiInputLstmPolicy)."""
+    return policy.endswith("LstmPolicy")
 
 
 def class_path(value: Any) -> Any:
@@ -167,6 +176,11 @@ class PolicyKwargs(Frozen):
     features_extractor_kwargs: dict[str, Any] = {}
     share_features_extractor: bool = Field(True, description="actor and critic share the features extractor")
     normalize_images: bool = Field(True, description="scale uint8 images by 1/255")
+    lstm_hidden_size: int = Field(256, gt=0, description="LSTM policies: units of each LSTM layer")
+    n_lstm_layers: int = Field(1, gt=0, description="LSTM policies: stacked LSTM layers")
+    shared_lstm: bool = Field(False, description="LSTM policies: the critic reads the actor's LSTM (no gradient)")
+    enable_critic_lstm: bool = Field(True, description="LSTM policies: the critic has an LSTM of its own")
+    lstm_kwargs: dict[str, Any] = Field({}, description="LSTM policies: more torch.nn.LSTM arguments")
 
     @model_validator(mode="before")
     @classmethod
@@ -198,8 +212,20 @@ class AlgoConfig(Frozen):
     use_sde: bool = Field(False, description="gSDE exploration for Box actions (SB3's use_sde)")
     sde_sample_freq: int = Field(-1, ge=-1, description="new gSDE noise every k steps (-1: once per rollout)")
     policy: Literal[POLICIES] = Field("MlpPolicy", description="MlpPolicy, CnnPolicy (images) or MultiInputPolicy "
-                                      "(Dict observations)")
+                                      "(Dict observations); their Lstm variants (MlpLstmPolicy, ...) add memory")
     policy_kwargs: PolicyKwargs = PolicyKwargs()
+
+    @model_validator(mode="after")
+    def _lstm_kwargs_need_an_lstm(self):
+        fields = PolicyKwargs.model_fields  # saved configs hold every field: compare with the defaults
+        given = [key for key in LSTM_KWARGS if getattr(self.policy_kwargs, key) != fields[key].default]
+        if given and not is_recurrent(self.policy):
+            raise ValueError(f"policy_kwargs {', '.join(given)} set the LSTM of an LSTM policy, but the policy is "
+                             f"{self.policy}; use policy={self.policy.replace('Policy', 'LstmPolicy')}")
+        if self.policy_kwargs.shared_lstm and self.policy_kwargs.enable_critic_lstm:
+            raise ValueError("policy_kwargs shared_lstm=true and enable_critic_lstm=true both give the critic a "
+                             "memory; set enable_critic_lstm=false to share the actor's LSTM")
+        return self
 
     #: actor and critic take steps with optimizers of their own (VPG, TRPO, ActorCritic): each then
     #: gets its own features extractor by default, since one extractor cannot follow both
@@ -248,6 +274,8 @@ def describe_validation_error(exc: ValidationError, algo: str, fields: list[str]
     key = str(err["loc"][0]) if err["loc"] else "?"
     if err["type"] == "extra_forbidden":
         return f"unknown hyperparameter '{loc}' for {algo}; known ones are: {', '.join(sorted(fields))}"
+    if err["type"] == "value_error" and not err["loc"]:  # a whole-config rule's own sentence
+        return f"{algo}: {err['msg'].removeprefix('Value error, ')}"
     got = err.get("input")
     message = err["msg"][0].lower() + err["msg"][1:]
     return f"hyperparameter '{loc or key}' for {algo} is invalid: {message} (got {got!r})"
@@ -362,6 +390,15 @@ def parse_overrides(pairs: list[str], flag: str = "--set") -> dict[str, Any]:
                 raise ConfigError(f"{flag} {key} conflicts with an earlier {flag} of '{part}'")
         node[parts[-1]] = value
     return out
+
+
+def merge_preset(preset: dict[str, Any], hparams: dict[str, Any]) -> dict[str, Any]:
+    """``hparams`` over ``preset``; a feed-forward preset's ``policy_kwargs.shared`` (one MLP trunk,
+    e.g. A2C's CartPole preset) is left out when ``hparams`` choose an LSTM policy, which has none."""
+    if is_recurrent(str(hparams.get("policy", ""))) and not is_recurrent(str(preset.get("policy", ""))):
+        kwargs = {k: v for k, v in (preset.get("policy_kwargs") or {}).items() if k != "shared"}
+        preset = {**preset, "policy_kwargs": kwargs}
+    return merge(preset, hparams)
 
 
 def merge(*layers: dict[str, Any]) -> dict[str, Any]:

@@ -65,13 +65,21 @@ def evaluate_policy(
         running_len = torch.zeros(n, dtype=torch.int64, device=vec.device)
         episodes: list[tuple[int, int, float, int]] = []  # (episode of its copy, copy, return, length)
         cap = min(vec.max_episode_steps or max_steps, max_steps) * int(targets.max())
-        was_training = model.policy.training
-        model.policy.eval()
+        policy = model.policy
+        was_training = policy.training
+        policy.eval()
         finished = False
+        if policy.recurrent:  # every copy starts an episode from a zero state
+            state, starts = policy.initial_state(n, vec.device), torch.ones(n, dtype=torch.bool, device=vec.device)
         for _ in range(cap):
             masks = vec.action_masks() if use_masking else None
-            actions, _ = model.policy.act(model.normalize_obs(obs), deterministic=deterministic, action_masks=masks)
-            step = vec.step(model.policy.to_env(actions))
+            if policy.recurrent:
+                actions, _, _, state = policy.step(model.normalize_obs(obs), state, starts,
+                                                   deterministic=deterministic, action_masks=masks)
+            else:
+                actions, _ = policy.act(model.normalize_obs(obs), deterministic=deterministic, action_masks=masks)
+            step = vec.step(policy.to_env(actions))
+            starts = step.terminated | step.truncated  # where the learner's episodes restart (and its states)
             live = counts < targets
             running += step.rewards.double()
             running_len += 1
@@ -93,7 +101,7 @@ def evaluate_policy(
             obs = step.obs
             if finished:
                 break
-        model.policy.train(was_training)
+        policy.train(was_training)
     finally:
         if own_env:
             vec.close()

@@ -36,3 +36,14 @@ def test_solve_rows_report_medians_of_solved_seeds_only():
     sb3_results = [SolveResult(True, 400, 4.0, 500.0)]
     row = solve_row("x", pgrl_results, sb3_results)
     assert row == "| x | 2/3 | 2.00 s (200 steps) | 1/1 | 4.00 s (400 steps) | 2.0x |"
+
+
+def test_masking_and_recurrent_benchmarks_run_both_libraries(capsys):
+    from benchmarks import masking, recurrent
+
+    masking.main(["--steps", "512", "--repeats", "1", "--seeds", "1", "--budget", "2048"])
+    recurrent.main(["--steps", "256", "--warmup", "256", "--repeats", "1", "--seeds", "1", "--budget", "1024"])
+    out = capsys.readouterr().out
+    assert "pgrl / sb3-contrib steps/s" in out
+    for row in ("| pgrl |", "| pgrl (gymnasium envs) |", "| sb3-contrib |"):
+        assert row in out

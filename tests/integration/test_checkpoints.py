@@ -53,6 +53,12 @@ RESUME_CASES = {
         },
     ),
     "a2c": (A2C, 2580, {"n_steps": 5, "n_envs": 4, "normalize": True, "normalize_reward": True, **TINY}),
+    # LSTM policies: the recurrent states and episode starts are part of the collector's checkpoint
+    "ppo_lstm": (PPO, 1280, {"policy": "MlpLstmPolicy", "n_steps": 32, "n_envs": 4, "batch_size": 64,
+                             "n_epochs": 2, "normalize": True, "policy_kwargs": {"net_arch": [16],
+                                                                                "lstm_hidden_size": 8}}),
+    "a2c_lstm": (A2C, 1280, {"policy": "MlpLstmPolicy", "n_steps": 5, "n_envs": 4, "normalize": True,
+                             "policy_kwargs": {"net_arch": [16], "lstm_hidden_size": 8}}),
 }
 
 
@@ -74,12 +80,14 @@ def without_time(header: list[str], rows: list[list[str]]) -> list[list[str]]:
 @pytest.mark.parametrize("name", sorted(RESUME_CASES))
 def test_resume_is_bit_identical_to_an_uninterrupted_run(name, tmp_path):
     cls, X, hparams = RESUME_CASES[name]
-    reference = cls("MlpPolicy", "CartPole-v1", seed=3, device="cpu", **hparams)
+    hparams = dict(hparams)
+    policy = hparams.pop("policy", "MlpPolicy")
+    reference = cls(policy, "CartPole-v1", seed=3, device="cpu", **hparams)
     reference.learn(2 * X, log_dir=tmp_path / "reference")
 
     # First process: stops after X steps (the callback), leaving a checkpoint at X.
     run = tmp_path / "run"
-    first = cls("MlpPolicy", "CartPole-v1", seed=3, device="cpu", **hparams)
+    first = cls(policy, "CartPole-v1", seed=3, device="cpu", **hparams)
     first.learn(
         2 * X,
         log_dir=run,
@@ -94,7 +102,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(name, tmp_path):
     np.random.seed(5)
 
     # "Second process": new objects, state only from the checkpoint.
-    resumed = cls("MlpPolicy", "CartPole-v1", seed=3, device="cpu", **hparams)
+    resumed = cls(policy, "CartPole-v1", seed=3, device="cpu", **hparams)
     path, state = newest_checkpoint(resumed, run)
     assert path.name == f"ckpt_{X:012d}.safetensors" and resumed.num_timesteps == X
     resumed.learn(2 * X, log_dir=run, checkpointer=Checkpointer(run, every=1000), resume_state=state)

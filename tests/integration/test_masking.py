@@ -16,6 +16,7 @@ import torch
 import pgrl
 from pgrl.envs.base import Step, VecEnv
 from pgrl.envs.identity import InvalidActionEnv
+from pgrl.errors import EnvError
 
 ALGOS = ["reinforce", "vpg", "actor_critic", "a2c", "a3c", "ppo", "trpo"]
 SMALL = {
@@ -138,3 +139,29 @@ def test_steps_without_a_mask_in_info_allow_every_action():
     rollout = model.collector().collect(10)
     odd = rollout.action_masks[1::2]  # the observations of odd steps came without masks
     assert bool(odd.all()) and not bool(rollout.action_masks[0].all())
+
+
+class _BadMaskEnv(InvalidActionEnv):
+    """InvalidActionEnv whose masks go wrong at the third step: too short, or allowing nothing."""
+
+    def __init__(self, fault: str, **kwargs):
+        super().__init__(**kwargs)
+        self.fault = fault
+
+    def _current_mask(self):
+        mask = super()._current_mask()
+        if self.current_step < 3:
+            return mask
+        return mask[:-1] if self.fault == "shape" else np.zeros_like(mask)
+
+
+@pytest.mark.parametrize("fault,entries,message", [
+    ("shape", None, r"gave action masks of shape \(9,\) per copy at step 3; .* needs 10 booleans"),
+    ("none", None, r"copy 0 allows no action at step 3 \(its action mask is all False\)"),
+    ("none", 2, r"copy 0 allows no action for action entry 0 at step 3"),
+])
+def test_bad_masks_are_named_with_the_env_and_the_step(fault, entries, message):
+    model = pgrl.PPO("MlpPolicy", partial(_BadMaskEnv, fault, dim=10, n_invalid=5, entries=entries),
+                     n_envs=2, n_steps=8, batch_size=16)
+    with pytest.raises(EnvError, match=message):
+        model.learn(16)

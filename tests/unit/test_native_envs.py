@@ -162,8 +162,9 @@ def _one_thread():
 
 
 # ---------------------------------------------------------------------------------------- spaces
-def test_registry_holds_exactly_the_five_envs():
-    assert sorted(NATIVE_ENVS) == sorted(ENV_IDS)
+def test_registry_holds_exactly_the_five_envs_and_their_no_velocity_versions():
+    novel = {"CartPoleNoVel-v1", "PendulumNoVel-v1", "MountainCarNoVel-v0", "MountainCarContinuousNoVel-v0"}
+    assert sorted(NATIVE_ENVS) == sorted(ENV_IDS + sorted(novel))
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

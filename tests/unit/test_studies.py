@@ -164,7 +164,8 @@ def test_parse_lambdas():
 def test_gae_study_rejects_envs_that_cannot_be_restored(env_id, tmp_path):
     message = (
         f"the gae-lambda study restarts environments from saved states, which {env_id} does not allow; "
-        "use one of CartPole-v1, Acrobot-v1, MountainCar-v0, MountainCarContinuous-v0, Pendulum-v1"
+        "use one of CartPole-v1, Acrobot-v1, MountainCar-v0, MountainCarContinuous-v0, Pendulum-v1, "
+        "CartPoleNoVel-v1, MountainCarNoVel-v0, MountainCarContinuousNoVel-v0, PendulumNoVel-v1"
     )
     with pytest.raises(ConfigError) as info:
         gae_lambda_study(env_id, [0.0, 1.0], tmp_path)

@@ -14,14 +14,18 @@ from pydantic import Field
 
 from pgrl.algos.base import Algorithm
 from pgrl.algos.common import (
+    Capabilities,
     Metrics,
     check_finite,
+    env_major,
     explained_variance,
     flat_masks,
     flatten,
     normalize,
     optimizer_step,
     rollout_values,
+    rows,
+    sequences,
     set_learning_rate,
 )
 from pgrl.config import AlgoConfig, Schedule
@@ -59,6 +63,7 @@ def advantage_actor_critic_loss(log_probs, entropy, values, advantages, returns,
 class A2C(Algorithm):
     name = "a2c"
     config_class = A2CConfig
+    capabilities = Capabilities(recurrent=True)  # LSTM policies: one pass over every env's whole rollout
 
     def _setup(self) -> None:
         self.optimizer = self.make_optimizer(self.policy.parameters(), self.lr_schedule(1.0))
@@ -70,8 +75,13 @@ class A2C(Algorithm):
         old_values, advantages, returns = (flatten(x) for x in targets)
         if c.normalize_advantage:
             advantages = normalize(advantages)
-        log_probs, entropy, values = self.policy.evaluate(flatten(rollout.obs), flatten(rollout.actions),
-                                                            flat_masks(rollout))
+        obs, actions, masks, seqs = flatten(rollout.obs), flatten(rollout.actions), flat_masks(rollout), None
+        if self.policy.recurrent:  # every env's steps in order, cut into sequences at episode starts
+            idx = env_major(rollout.n_steps, rollout.num_envs, rollout.rewards.device)
+            obs, actions, masks = rows(obs, idx), rows(actions, idx), rows(masks, idx)
+            old_values, advantages, returns = old_values[idx], advantages[idx], returns[idx]
+            seqs = sequences(rollout, idx)
+        log_probs, entropy, values = self.policy.evaluate(obs, actions, masks, seqs)
         loss, pg_loss, vf_loss, ent_loss = advantage_actor_critic_loss(
             log_probs, entropy, values, advantages, returns, c.vf_coef, c.ent_coef
         )

@@ -137,7 +137,8 @@ def nan_message(value: float, step: int) -> str:
 class A3C(Algorithm):
     name = "a3c"
     config_class = A3CConfig
-    capabilities = Capabilities(runner="hogwild", ray="gradients", devices=("cpu",), exact_resume=False)
+    capabilities = Capabilities(runner="hogwild", ray="gradients", devices=("cpu",), exact_resume=False,
+                                recurrent_note="Its Hogwild workers own their loops; use a2c, its synchronous twin.")
     worker_update = staticmethod(worker_update)  # what pgrl.loops.hogwild's workers run
 
     def __init__(self, policy: str | None = None, env="CartPole-v1", *, device: str | torch.device = "cpu", **kwargs):

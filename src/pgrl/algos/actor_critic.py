@@ -42,7 +42,8 @@ class ActorCritic(Algorithm):
     name = "actor_critic"
     config_class = ActorCriticConfig
     # Ray ships rollouts of n_steps x envs; a one-step update would wait on the cluster every step.
-    capabilities = Capabilities(ray=None)
+    capabilities = Capabilities(ray=None, recurrent_note="It updates after every single step, so there is no "
+                                "sequence to backpropagate through.")
 
     def rollout_steps(self) -> int:
         return 1  # an update after every step

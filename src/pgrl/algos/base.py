@@ -20,11 +20,11 @@ from torch import nn
 from pgrl import checkpoint
 from pgrl.algos import common
 from pgrl.algos.common import Capabilities, Metrics
-from pgrl.config import POLICIES, AlgoConfig, build_config, load_preset, make_schedule, merge
+from pgrl.config import POLICIES, AlgoConfig, build_config, load_preset, make_schedule, merge_preset
 from pgrl.envs.make import env_name
 from pgrl.envs.normalize import make_obs_normalizer
 from pgrl.errors import ConfigError
-from pgrl.policies.actor_critic import ActorCriticPolicy, check_spaces
+from pgrl.policies.actor_critic import check_spaces
 
 
 class Algorithm(abc.ABC):
@@ -42,7 +42,7 @@ class Algorithm(abc.ABC):
     def __init__(self, policy: str | None = None, env: Any = "CartPole-v1", *, seed: int = 0,
                  device: str | torch.device = "auto", env_backend: str = "auto", vectorization: str = "sync",
                  preset: str = "default", env_kwargs: dict | None = None, verbose: int = 0, **hparams: Any):
-        """``policy``: "MlpPolicy", "CnnPolicy" or "MultiInputPolicy" (None: the preset's, else MlpPolicy).
+        """``policy``: "MlpPolicy", "CnnPolicy", "MultiInputPolicy" or their Lstm variants (None: the preset's).
         ``env``: a registered id (with its preset), a gym.Env, a Gymnasium VectorEnv, a callable
         returning a gym.Env, or a pgrl VecEnv (see pgrl.envs.make.to_vec_env)."""
         from pgrl.loops.collection import env_argument, make_algo_env
@@ -75,7 +75,7 @@ class Algorithm(abc.ABC):
                 raise ConfigError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}; use policy_kwargs")
             hparams = {**hparams, "policy": policy}
         self.env_id = env_id
-        values = merge(load_preset(self.name, env_id, preset) if from_preset else {}, hparams)
+        values = merge_preset(load_preset(self.name, env_id, preset) if from_preset else {}, hparams)
         self.config = build_config(self.config_class, self.name, values)
         self.seed, self.verbose = int(seed), verbose
         self.device = common.resolve_device(device)
@@ -90,7 +90,7 @@ class Algorithm(abc.ABC):
     def _build(self, observation_space, action_space) -> None:
         check_spaces(observation_space, action_space, self.name)
         self.observation_space, self.action_space = observation_space, action_space
-        self.policy = ActorCriticPolicy(observation_space, action_space, **self.config.policy_kwargs.model_dump())
+        self.policy = common.build_policy(self, observation_space, action_space)
         self.policy.to(self.device)
         self.obs_normalizer = make_obs_normalizer(observation_space, self.config, self.device)
         self.lr_schedule = make_schedule(self.config.learning_rate)
@@ -158,8 +158,8 @@ class Algorithm(abc.ABC):
 
     @torch.no_grad()
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True, action_masks=None):
-        """Actions for one observation or a batch, as numpy (SB3's ``(actions, state)`` pair); action_masks: bool."""
-        return common.predict_actions(self, observation, deterministic, action_masks), None
+        """SB3's ``(actions, state)`` for one observation or a batch (pgrl.algos.common.predict); action_masks: bool."""
+        return common.predict(self, observation, state, episode_start, deterministic, action_masks)
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -14,8 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from pgrl.config import is_recurrent
 from pgrl.errors import ConfigError, EnvError, TrainingError
 from pgrl.obs import batch_from_user
+from pgrl.policies import make_policy
+from pgrl.policies.actor_critic import ActorCriticPolicy
+from pgrl.policies.recurrent import Sequences
 
 Metrics = dict[str, torch.Tensor | float]
 
@@ -28,11 +32,15 @@ class Capabilities:
     processes on shared parameters: pgrl.loops.hogwild).  ray: what Ray actors do for it
     ("rollouts", "gradients") or None.  batched_seeds: K seeds can train as one stacked batch
     (pgrl.batched).  exact_resume: a resumed run continues bit-identically (native envs).
+    recurrent: trains LSTM policies (MlpLstmPolicy, ...): its update evaluates whole sequences;
+    recurrent_note says why an algorithm that does not, does not.
     """
 
     runner: Literal["synchronous", "hogwild"] = "synchronous"
     ray: Literal["rollouts", "gradients"] | None = "rollouts"
     batched_seeds: bool = False
+    recurrent: bool = False
+    recurrent_note: str = ""
     devices: tuple[str, ...] = ("cpu", "cuda")
     exact_resume: bool = True
     observation_spaces: tuple[str, ...] = ("Box", "Discrete", "MultiDiscrete", "MultiBinary", "Dict")
@@ -51,10 +59,23 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
+def build_policy(algo, observation_space, action_space) -> ActorCriticPolicy:
+    """``algo``'s policy (pgrl.policies.make_policy); ConfigError for an LSTM policy when ``algo``
+    does not train those."""
+    if is_recurrent(algo.config.policy) and not algo.capabilities.recurrent:
+        takers = ", ".join(name for name, cls in type(algo).registry.items() if cls.capabilities.recurrent)
+        raise ConfigError(f"{algo.name} does not train LSTM policies ({algo.config.policy}); {takers} do. "
+                          f"{algo.capabilities.recurrent_note}".strip())
+    return make_policy(algo.config, observation_space, action_space)
+
+
 @torch.no_grad()
 def rollout_values(policy, rollout) -> tuple[torch.Tensor, torch.Tensor]:
     """V(obs) and V(next_obs), both [T, N], in one batched forward pass (compact storage: over
-    obs, last_obs and the final observations only; see pgrl.rollout.storage)."""
+    obs, last_obs and the final observations only; see pgrl.rollout.storage).  LSTM policies'
+    values were computed while acting, from the recurrent state of each step."""
+    if rollout.values is not None:
+        return rollout.values, rollout.next_values()
     T, N = rollout.n_steps, rollout.num_envs
     if rollout.next_obs is not None:
         values = policy.value(torch.cat([flatten(rollout.obs), flatten(rollout.next_obs)]))
@@ -81,9 +102,11 @@ def training_budget(name: str, total_timesteps: int | None, n_timesteps: int | N
 
 
 @torch.no_grad()
-def predict_actions(algo, observation, deterministic: bool, action_masks=None) -> np.ndarray:
-    """``Algorithm.predict``'s actions as SB3 returns them: an ndarray in the action space's dtype,
-    [B, ...] for a batch, without the batch dim for one observation (0-d for Discrete)."""
+def predict(algo, observation, state, episode_start, deterministic: bool, action_masks=None):
+    """``Algorithm.predict``: (actions, state) as SB3 and sb3-contrib return them.  actions: an
+    ndarray in the action space's dtype, [B, ...] for a batch, without the batch dim for one
+    observation (0-d for Discrete).  state: the given one for feed-forward policies; for LSTM
+    policies the actor's (h, c), each [n_lstm_layers, B, hidden] (None in: zero states)."""
     if isinstance(observation, tuple) and len(observation) == 2 and isinstance(observation[1], dict):
         raise EnvError("predict got a tuple (observation, info), as env.reset() returns it; "
                        "pass the observation only: obs, info = env.reset(); model.predict(obs)")
@@ -93,9 +116,22 @@ def predict_actions(algo, observation, deterministic: bool, action_masks=None) -
         action_masks = obs["action_mask"].cpu().numpy()
     if action_masks is not None:
         masks = torch.as_tensor(np.asarray(action_masks, dtype=bool), device=algo.device).reshape(obs.shape[0], -1)
-    actions, _ = algo.policy.act(algo.normalize_obs(obs), deterministic=deterministic, action_masks=masks)
-    actions = algo.policy.to_env(actions).cpu().numpy().astype(algo.action_space.dtype, copy=False)
-    return actions.squeeze(0) if single else actions
+    policy = algo.policy
+    if policy.recurrent:
+        n = obs.shape[0]
+        starts = None
+        if episode_start is not None:
+            starts = torch.as_tensor(np.asarray(episode_start, dtype=bool).reshape(-1), device=algo.device)
+            if starts.shape[0] != n:
+                raise EnvError(f"predict's episode_start has {starts.shape[0]} entries for {n} observation(s); "
+                               "give one per observation")
+        actions, _, _, after = policy.step(algo.normalize_obs(obs), policy.state_from_user(state, n), starts,
+                                           deterministic=deterministic, action_masks=masks)
+        state = policy.user_state(after)
+    else:
+        actions, _ = policy.act(algo.normalize_obs(obs), deterministic=deterministic, action_masks=masks)
+    actions = policy.to_env(actions).cpu().numpy().astype(algo.action_space.dtype, copy=False)
+    return (actions.squeeze(0) if single else actions), state
 
 
 def require_own_extractors(algo) -> None:
@@ -135,6 +171,35 @@ def minibatches(n: int, batch_size: int, device: torch.device) -> Iterator[torch
     perm = torch.randperm(n, device=device)
     for start in range(0, n, batch_size):
         yield perm[start : start + batch_size]
+
+
+def env_major(n_steps: int, num_envs: int, device: torch.device) -> torch.Tensor:
+    """Time-major flat indices (t * N + env) in env-major order: env 0's steps, then env 1's, ..."""
+    p = torch.arange(n_steps * num_envs, device=device)
+    return (p % n_steps) * num_envs + p // n_steps
+
+
+def batches(policy, rollout, batch_size: int) -> Iterator[tuple[torch.Tensor, Sequences | None]]:
+    """PPO's minibatches as (indices into the [T*N] flattening, their Sequences or None).
+
+    Feed-forward policies: shuffled samples (``minibatches``).  LSTM policies: whole sequences, as
+    sb3-contrib's RecurrentPPO cuts them: the env-major order rolled by a random offset, split into
+    batch_size chunks (taken in random order), each chunk cut into sequences at env changes and
+    episode starts; a chunk that starts mid-episode starts from the state stored at that step."""
+    T, N, device = rollout.n_steps, rollout.num_envs, rollout.rewards.device
+    if not policy.recurrent:
+        for idx in minibatches(T * N, batch_size, device):
+            yield idx, None
+        return
+    order = torch.roll(env_major(T, N, device), -int(torch.randint(T * N, ())))
+    chunks = order.split(batch_size)
+    for k in torch.randperm(len(chunks)).tolist():
+        yield chunks[k], sequences(rollout, chunks[k])
+
+
+def sequences(rollout, idx: torch.Tensor) -> Sequences:
+    """The Sequences rows ``idx`` of the [T*N] flattening form (an LSTM policy's evaluate takes them)."""
+    return Sequences.of(idx, rollout.num_envs, flatten(rollout.episode_starts), flatten(rollout.states))
 
 
 def make_optimizer(params, lr: float, kind: str) -> torch.optim.Optimizer:

@@ -9,6 +9,9 @@ the measured KL exceeds 1.5 * kl_target, halved below kl_target / 1.5; kl_coef 0
 ``ppo_loss`` is the one minibatch loss: every reduction runs over the last dim, so one seed's
 [B] tensors give scalar terms and K stacked seeds' [K, B] give [K] terms (pgrl.batched sums
 them, so each seed's gradient is its own).  ``adapt_kl_coef`` is the one beta rule.
+
+With an LSTM policy (MlpLstmPolicy, ...) the minibatches are whole sequences from the states
+stored while acting (pgrl.algos.common.batches); the loss is the same.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ from pgrl.algos.base import Algorithm
 from pgrl.algos.common import (
     Capabilities,
     Metrics,
+    batches,
     check_finite,
     explained_variance,
     flat_masks,
     flatten,
-    minibatches,
     normalize,
     optimizer_step,
     rollout_values,
@@ -133,7 +136,8 @@ def adapt_kl_coef(kl_coef, measured, kl_target: float):
 class PPO(Algorithm):
     name = "ppo"
     config_class = PPOConfig
-    capabilities = Capabilities(batched_seeds=True)  # pgrl.batched trains K seeds through ppo_loss
+    # pgrl.batched trains K seeds through ppo_loss; LSTM policies get whole-sequence minibatches (common.batches)
+    capabilities = Capabilities(batched_seeds=True, recurrent=True)
 
     def _setup(self) -> None:
         self.optimizer = self.make_optimizer(self.policy.parameters(), self.lr_schedule(1.0))
@@ -170,8 +174,8 @@ class PPO(Algorithm):
         sums: dict[str, torch.Tensor] = {}
         n_updates, stopped = 0, False
         for _ in range(c.n_epochs):
-            for idx in minibatches(obs.shape[0], c.batch_size, obs.device):
-                log_probs, entropy, new_values = self.policy.evaluate(obs[idx], actions[idx], rows(masks, idx))
+            for idx, seqs in batches(self.policy, rollout, c.batch_size):
+                log_probs, entropy, new_values = self.policy.evaluate(obs[idx], actions[idx], rows(masks, idx), seqs)
                 loss, _, terms = ppo_loss(
                     c, log_probs, entropy, new_values, old_log_probs[idx], values[idx], advantages[idx],
                     returns[idx], clip, clip_vf, self.kl_coef if self.kl_coef > 0 else None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from pgrl.algos.base import Algorithm
-from pgrl.algos.common import Metrics, check_finite, normalize, optimizer_step, rows, set_learning_rate
+from pgrl.algos.common import Capabilities, Metrics, check_finite, normalize, optimizer_step, rows, set_learning_rate
 from pgrl.config import AlgoConfig, Schedule
 from pgrl.returns import discount_weights, reward_to_go
 
@@ -40,6 +40,8 @@ def monte_carlo_terms(algo: Algorithm, rollout, normalize_returns: bool):
 class REINFORCE(Algorithm):
     name = "reinforce"
     config_class = REINFORCEConfig
+    capabilities = Capabilities(recurrent_note="It learns from whole episodes of a feed-forward policy; "
+                                "use ppo or a2c for memory.")
     rollout_mode = "episodes"
 
     def _setup(self) -> None:

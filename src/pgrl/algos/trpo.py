@@ -23,6 +23,7 @@ from pydantic import Field
 
 from pgrl.algos.base import Algorithm
 from pgrl.algos.common import (
+    Capabilities,
     Metrics,
     check_finite,
     explained_variance,
@@ -76,6 +77,8 @@ def fisher_vector_product(mean_kl: torch.Tensor, params, damping: float):
 class TRPO(Algorithm):
     name = "trpo"
     config_class = TRPOConfig
+    capabilities = Capabilities(recurrent_note="Its conjugate-gradient and line-search passes re-run the whole batch "
+                                "many times; use ppo.")
 
     def _setup(self) -> None:
         require_own_extractors(self)

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from pgrl.algos.base import Algorithm
 from pgrl.algos.common import (
+    Capabilities,
     Metrics,
     check_finite,
     explained_variance,
@@ -45,6 +46,8 @@ class VPGConfig(AlgoConfig):
 class VPG(Algorithm):
     name = "vpg"
     config_class = VPGConfig
+    capabilities = Capabilities(recurrent_note="Its critic is fitted by many small value steps on shuffled samples, "
+                                "which would cut the sequences.")
     rollout_mode = "episodes"
 
     def _setup(self) -> None:

@@ -90,6 +90,10 @@ def build_model(algo_name: str, env_id: str, options: RayOptions, *, seed: int =
     model = cls.from_spaces(probe.single_observation_space, probe.single_action_space, env_id=env_id, seed=seed,
                             device=device, preset=preset, env_backend=env_backend, vectorization=vectorization,
                             env_kwargs=env_kwargs, **values)
+    if model.policy.recurrent:
+        probe.close()
+        raise ConfigError(f"Ray runs carry feed-forward policies; {model.config.policy} (an LSTM policy) trains in "
+                          "one process: drop --ray")
     model.env = probe  # spaces and max_episode_steps for the learner; the actors own the envs that run
     use_collector(model, PendingCollector())
     return model

@@ -26,7 +26,7 @@ import torch
 from pgrl.config import AlgoConfig
 from pgrl.envs.make import make_env
 from pgrl.envs.normalize import ObsNormalizer, RewardScaler, RunningMeanStd
-from pgrl.policies.actor_critic import ActorCriticPolicy
+from pgrl.policies import make_policy
 from pgrl.rollout.collector import Collector
 from pgrl.rollout.storage import Rollout
 
@@ -99,7 +99,7 @@ class _EnvWorker:
         c = spec.config
         self.env = make_env(spec.env_id, spec.envs_per_worker, backend=spec.env_backend,
                             vectorization=spec.vectorization, device="cpu", env_kwargs=spec.env_kwargs)
-        self.policy = ActorCriticPolicy(spec.observation_space, spec.action_space, **c.policy_kwargs.model_dump())
+        self.policy = make_policy(c, spec.observation_space, spec.action_space)
         self.normalizer = (
             RecordingObsNormalizer(tuple(spec.observation_space.shape), c.clip_obs) if normalize_obs else None
         )

@@ -76,3 +76,35 @@ class VecEnv(abc.ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def check_action_masks(masks, action_space: gym.Space, env_id: str, step: int):
+    """``masks`` as bool [N, n] (n = Discrete's n or MultiDiscrete's sum(nvec)); EnvError naming the env
+    and the step when their width is not the action space's or a copy allows no action (per entry
+    for MultiDiscrete).  NumPy on the host: Gymnasium envs hand their masks over as arrays anyway."""
+    import numpy as np
+
+    from pgrl.errors import EnvError
+
+    if isinstance(action_space, gym.spaces.Discrete):
+        widths = [int(action_space.n)]
+    elif isinstance(action_space, gym.spaces.MultiDiscrete):
+        widths = [int(n) for n in np.asarray(action_space.nvec).reshape(-1)]
+    else:
+        raise EnvError(f"{env_id} gives action masks, which apply to Discrete and MultiDiscrete actions, not "
+                       f"{action_space}; drop its action_masks() / action_mask entries")
+    masks = np.asarray(masks, dtype=bool)
+    n = masks.shape[0] if masks.ndim else 0
+    if masks.ndim < 1 or masks[0].size != sum(widths):
+        per_env = tuple(masks.shape[1:]) if masks.ndim else ()
+        raise EnvError(f"{env_id} gave action masks of shape {per_env} per copy at step {step}; its action space "
+                       f"{action_space} needs {sum(widths)} booleans (one per action"
+                       f"{', entry after entry' if len(widths) > 1 else ''})")
+    masks = masks.reshape(n, -1)
+    allowed = np.add.reduceat(masks, np.cumsum([0, *widths[:-1]]), axis=1) > 0
+    if not allowed.all():
+        copy, entry = np.argwhere(~allowed)[0]
+        where = f" for action entry {entry}" if len(widths) > 1 else ""
+        raise EnvError(f"{env_id} copy {copy} allows no action{where} at step {step} (its action mask is all "
+                       "False); every state needs at least one valid action")
+    return masks

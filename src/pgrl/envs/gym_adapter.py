@@ -23,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from pgrl.envs.base import Step, VecEnv
+from pgrl.envs.base import Step, VecEnv, check_action_masks
 from pgrl.errors import EnvError
 from pgrl.obs import check_action_space, check_observation_space, to_tensor
 
@@ -74,12 +74,14 @@ class GymVecEnv(VecEnv):
         self._action_dtype = self.single_action_space.dtype or np.float32
         self._mask_source: str | None = None  # found at the first reset, see _find_masks
         self._masks: torch.Tensor | None = None
+        self._steps = 0  # vector steps since the last reset(), named in errors
 
     def _obs(self, obs):
         return to_tensor(obs, self.single_observation_space, self.device)
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
         seeds = None if seed is None else [seed + i for i in range(self.num_envs)]
+        self._steps = 0
         try:
             obs, info = self.vec.reset(seed=seeds)
             _check_batch(obs, self.single_observation_space, self.num_envs)
@@ -116,7 +118,9 @@ class GymVecEnv(VecEnv):
             masks = _info_masks(info, self._masks)
             if reset is not None and reset_info is not None and "action_mask" in reset_info:
                 masks = np.where(reset.reshape(-1, 1), _info_masks(reset_info, self._masks), masks)
-        self._masks = torch.as_tensor(masks.astype(bool).reshape(self.num_envs, -1), device=self.device)
+        masks = check_action_masks(np.asarray(masks).reshape(self.num_envs, -1), self.single_action_space,
+                                   self.env_id, self._steps)
+        self._masks = torch.as_tensor(masks, device=self.device)
 
     def _bad_obs(self, where: str, exc: Exception) -> EnvError:
         return EnvError(f"{self.env_id}'s {where} returned an observation that does not fit its observation_space "
@@ -131,6 +135,7 @@ class GymVecEnv(VecEnv):
             if "broadcast" not in str(exc) and "could not convert" not in str(exc):
                 raise  # the env's own error, not a badly shaped observation
             raise self._bad_obs("step()", exc) from None
+        self._steps += 1
         final_obs = obs
         done = np.logical_or(terminated, truncated)
         game_over = _game_over(info, done)

@@ -23,7 +23,10 @@ Two image envs check convolutional and multi-input policies:
   ``"vec"`` key (float32, a one-hot "rotation" r of 4).  The right action is
   ``(quadrant + r) % 4``, so a policy that ignores either key gets 1/4 of the reward at best.
 
-Quadrants are numbered 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right.  Every env draws a
+``InvalidActionEnv`` checks action masks, and ``MemoryEnv`` (repeat the first observation after
+a delay) checks that a recurrent policy remembers.
+
+Quadrants are numbered 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right.  The identity and image envs draw a
 new target each step, never terminates and truncates after ``ep_length`` steps.  Randomness comes
 only from ``self.np_random``, so ``reset(seed=s)`` fixes everything that follows it.  None renders:
 ``render_mode`` may only be None.
@@ -46,6 +49,8 @@ __all__ = [
     "IdentityEnvBox",
     "IdentityEnvMultiBinary",
     "IdentityEnvMultiDiscrete",
+    "InvalidActionEnv",
+    "MemoryEnv",
     "QuadrantImageEnv",
 ]
 
@@ -433,3 +438,48 @@ class InvalidActionEnv(gym.Env):
         self._new_target()
         self.current_step += 1
         return self._obs(), reward, False, self.current_step >= self.ep_length, self._info()
+
+
+class MemoryEnv(gym.Env):
+    """Repeat the first observation ``delay`` steps later: solvable only with memory.
+
+    The first observation shows a cue, one of ``n_symbols`` (one-hot); the next ``delay - 1`` are
+    blank; then a query observation (the last entry set) asks for the cue.  The action taken at
+    the query is rewarded +1 when it names the cue and -1 otherwise, and ends the episode; every
+    earlier action gets 0.  A feed-forward policy sees the same query whatever the cue, so its
+    greedy return is 2 / n_symbols - 1 at best (0 for two symbols); a policy that remembers gets 1.
+    Observations: float32 [n_symbols + 1]; actions: ``Discrete(n_symbols)``.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, n_symbols: int = 2, delay: int = 8, render_mode: str | None = None) -> None:
+        super().__init__()
+        _check_render_mode(render_mode)
+        if not isinstance(n_symbols, int) or n_symbols < 2:
+            raise EnvError(f"n_symbols must be an int of at least 2, got {n_symbols!r}")
+        if not isinstance(delay, int) or delay < 1:
+            raise EnvError(f"delay must be a positive int, got {delay!r}")
+        self.n_symbols, self.delay, self.render_mode = n_symbols, delay, render_mode
+        self.observation_space = spaces.Box(0.0, 1.0, (n_symbols + 1,), dtype=np.float32)
+        self.action_space = spaces.Discrete(n_symbols)
+        self.cue, self.current_step = 0, 0
+
+    def _obs(self) -> np.ndarray:
+        obs = np.zeros(self.n_symbols + 1, dtype=np.float32)
+        if self.current_step == 0:
+            obs[self.cue] = 1.0
+        elif self.current_step == self.delay:
+            obs[-1] = 1.0
+        return obs
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.cue, self.current_step = int(self.np_random.integers(self.n_symbols)), 0
+        return self._obs(), {}
+
+    def step(self, action: Any):
+        if self.current_step < self.delay:
+            self.current_step += 1
+            return self._obs(), 0.0, False, False, {}
+        return self._obs(), (1.0 if int(action) == self.cue else -1.0), True, False, {}

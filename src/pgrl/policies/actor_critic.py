@@ -131,6 +131,7 @@ class ActorCriticPolicy(nn.Module):
             self.nvec = tuple(int(n) for n in np.asarray(action_space.nvec).reshape(-1))
         pi_arch, vf_arch = _arch(net_arch)
         self.shared = shared
+        obs_dim = self._memory(obs_dim)  # LSTM policies: the bodies read the LSTM's outputs
         if shared:
             if isinstance(net_arch, dict):
                 raise ConfigError(
@@ -161,6 +162,13 @@ class ActorCriticPolicy(nn.Module):
             self.register_buffer("action_low", torch.as_tensor(action_space.low.reshape(-1), dtype=torch.float32))
             self.register_buffer("action_high", torch.as_tensor(action_space.high.reshape(-1), dtype=torch.float32))
 
+    #: LSTM policies (pgrl.policies.recurrent) act with a state and evaluate whole sequences
+    recurrent = False
+
+    def _memory(self, features_dim: int) -> int:
+        """Build what sits between the features and the MLP bodies; returns the bodies' input width."""
+        return features_dim
+
     def _make_extractor(self, cls, kwargs: dict | None, ortho_init: bool) -> nn.Module:
         space = features.preprocessed_space(self.observation_space)
         try:
@@ -182,6 +190,9 @@ class ActorCriticPolicy(nn.Module):
     ) -> ActorCriticPolicy:
         """One policy running ``policies`` (all of one shape) on [K, B, ...] inputs; see the module docstring."""
         first = policies[0]
+        if first.recurrent:
+            raise ConfigError("batched seeds (pgrl.batched) stack MLP policies; an LSTM policy's seeds train one "
+                              "by one")
         if first.features_extractor is not None:
             raise ConfigError("batched seeds (pgrl.batched) stack MLP policies on Box and Discrete observations; "
                               f"this policy has a {type(first.features_extractor).__name__}: train its seeds one "
@@ -290,7 +301,11 @@ class ActorCriticPolicy(nn.Module):
     def act(self, obs: torch.Tensor, deterministic: bool = False,
             action_masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``action_masks`` (bool [B, n] or [B, sum(nvec)]): False marks invalid actions."""
-        latent, dist = self._latent_dist(self._features(obs), action_masks)
+        return self._sample(self._features(obs), deterministic, action_masks)
+
+    def _sample(self, features: tuple[torch.Tensor, torch.Tensor], deterministic: bool,
+                action_masks: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        latent, dist = self._latent_dist(features, action_masks)
         if deterministic:
             actions = dist.mode()
         elif self.use_sde:
@@ -303,8 +318,9 @@ class ActorCriticPolicy(nn.Module):
         return actions, dist.log_prob(actions)
 
     def evaluate(
-        self, obs: torch.Tensor, actions: torch.Tensor, action_masks: torch.Tensor | None = None
+        self, obs: torch.Tensor, actions: torch.Tensor, action_masks: torch.Tensor | None = None, sequences=None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-probs, entropies and values of ``actions``; ``sequences`` is for LSTM policies (unused here)."""
         features = self._features(obs)
         dist = self._dist(features, action_masks)
         return dist.log_prob(actions), dist.entropy(), self._value(features)

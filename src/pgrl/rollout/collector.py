@@ -40,11 +40,18 @@ class Collector:
         self.episode_length = torch.zeros(n, dtype=torch.int64, device=device)
         self.obs: torch.Tensor | None = None
         self._storage: Rollout | None = None
+        # LSTM policies: each env's recurrent state, and whether its next step starts an episode
+        self.recurrent = policy.recurrent
+        self.state = policy.initial_state(n, device) if self.recurrent else None
+        self.episode_starts = torch.ones(n, dtype=torch.bool, device=device)
 
     def reset(self, seed: int | None = None) -> None:
         self.obs = self.env.reset(seed=seed)
         self.episode_return.zero_()
         self.episode_length.zero_()
+        self.episode_starts = torch.ones_like(self.episode_starts)
+        if self.recurrent:
+            self.state.zero_()
 
     def metrics(self) -> dict[str, float]:
         """The collector's own row entries (Ray's collector reports restarts and workers)."""
@@ -58,6 +65,8 @@ class Collector:
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """What a checkpoint needs to continue collecting exactly (env state only for native envs)."""
         tensors = {"collector.episode_return": self.episode_return, "collector.episode_length": self.episode_length}
+        if self.recurrent:
+            tensors.update({"collector.lstm_state": self.state, "collector.episode_starts": self.episode_starts})
         if self.obs is not None:
             tensors.update(flat_tensors(self.obs, "collector.obs"))
         if self.reward_scaler is not None:
@@ -86,11 +95,13 @@ class Collector:
             self.episode_length.zero_()
             return False
         set_state(env_keys)
-        saved = {"episode_return": tensors["collector.episode_return"],
-                 "episode_length": tensors["collector.episode_length"]}
-        _check_like(saved, {"episode_return": self.episode_return, "episode_length": self.episode_length})
-        self.episode_return.copy_(saved["episode_return"].to(device))
-        self.episode_length.copy_(saved["episode_length"].to(device))
+        mine = {"episode_return": self.episode_return, "episode_length": self.episode_length}
+        if self.recurrent:
+            mine.update({"lstm_state": self.state, "episode_starts": self.episode_starts})
+        saved = {key: tensors[f"collector.{key}"] for key in mine}
+        _check_like(saved, mine)
+        for key, value in mine.items():
+            value.copy_(saved[key].to(device))
         if "collector.obs" in tensors:  # native envs: one float32 tensor
             obs = tensors["collector.obs"]
             if tuple(obs.shape) != (self.env.num_envs, *self.obs_shape):
@@ -118,10 +129,14 @@ class Collector:
                 self.action_dtype,
                 self.env.device,
             )
-            if self.env.action_masks() is not None:
-                n = self.env.action_masks().shape[-1]
-                self._storage.action_masks = torch.ones((n_steps, self.env.num_envs, n), dtype=torch.bool,
+            masks = self.env.action_masks()
+            if masks is not None:
+                self._storage.action_masks = torch.ones((n_steps, *masks.shape), dtype=torch.bool,
                                                         device=self.env.device)
+            if self.recurrent:
+                self._storage.states = torch.zeros((n_steps, *self.state.shape), device=self.env.device)
+                self._storage.episode_starts = torch.zeros_like(self._storage.terminated)
+                self._storage.values = torch.zeros_like(self._storage.rewards)
         return self._storage
 
     def _step(self, rollout: Rollout, t: int, finished_returns: torch.Tensor, finished_lengths: torch.Tensor):
@@ -129,7 +144,12 @@ class Collector:
             self.policy.reset_noise(self.env.num_envs // (self.stack or 1))
         obs = self._normalize(self._per_seed(self.obs), update=True)
         masks = self.env.action_masks()
-        actions, log_probs = self.policy.act(obs, action_masks=masks)
+        if self.recurrent:
+            state = self.state.masked_fill(self.episode_starts.unsqueeze(1), 0.0)
+            rollout.states[t], rollout.episode_starts[t] = state, self.episode_starts
+            actions, log_probs, rollout.values[t], self.state = self.policy.step(obs, state, action_masks=masks)
+        else:
+            actions, log_probs = self.policy.act(obs, action_masks=masks)
         if masks is not None:
             rollout.action_masks[t] = masks
         actions, log_probs = self._flat(actions), self._flat(log_probs)
@@ -155,6 +175,13 @@ class Collector:
         elif bool(dones.any()):  # compact storage (images): keep only the observations episodes ended on
             envs = dones.nonzero().squeeze(1)
             rollout.finals.append((t, envs, final_obs[envs].clone()))
+        if self.recurrent:
+            self.episode_starts = dones
+            # A time limit's bootstrap value needs this step's state: computed now, for the cut envs only
+            # (one host sync per step, which CPU runs do not notice).
+            if bool(step.truncated.any()):
+                envs = step.truncated.nonzero().squeeze(1)
+                rollout.bootstrap.append((t, envs, self.policy.state_value(final_obs[envs], self.state[envs])))
         self.obs = step.obs
         self.last_step = step
         return dones
@@ -170,7 +197,7 @@ class Collector:
         rollout = self._storage_for(n_steps)
         rollout.valid.fill_(True)
         rollout.stopped = False
-        rollout.finals = []
+        rollout.finals, rollout.bootstrap = [], []
         finished_returns = torch.empty_like(rollout.rewards)
         finished_lengths = torch.empty_like(rollout.log_probs, dtype=torch.int64)
         for t in range(n_steps):
@@ -183,9 +210,12 @@ class Collector:
         return rollout
 
     def _close_compact(self, rollout: Rollout) -> None:
-        """Compact storage: the observation after the last step stands in for its next_obs."""
-        if rollout.next_obs is None:
+        """Compact storage: the observation after the last step stands in for its next_obs.
+        LSTM policies: its value, from the state after the last step."""
+        if rollout.next_obs is None or self.recurrent:
             rollout.last_obs = self._flat(self._normalize(self._per_seed(self.obs), update=False))
+        if self.recurrent:
+            rollout.last_values = self.policy.state_value(rollout.last_obs, self.state)
 
     @torch.no_grad()
     def collect_episodes(self, max_steps: int, on_step=None) -> Rollout:

@@ -11,6 +11,9 @@
 | next_obs   | [T, N, *obs_shape]  | observation reached before any reset (for V(s')); None when compact |
 | valid      | [T, N] bool         | the step belongs to a counted episode (episode mode)      |
 | action_masks | [T, N, n] bool or None | valid actions at the step (envs with action masks)   |
+| states     | [T, N, state_size] or None | LSTM policies: the recurrent state the step acted from |
+| episode_starts | [T, N] bool or None | LSTM policies: the step starts an episode (its state was zeroed) |
+| values     | [T, N] or None      | LSTM policies: V(obs) computed while acting, from that step's state |
 
 Observations are stored as pgrl.obs lays them out: float32, uint8 for images (a quarter of the
 memory), a ``TensorDict`` of those for Dict spaces.  Spaces with images are stored *compact*:
@@ -18,6 +21,11 @@ no next_obs, since it equals obs[t + 1] except after the last step (``last_obs``
 episode ended (``finals``: (t, env indices, final observations)); ``next_observations()``
 assembles the full tensor when an algorithm needs it, and ``rollout_values`` evaluates only the
 distinct observations.  8 envs x 128 steps of 4x84x84 Atari frames then take 29 MB, not 58.
+
+LSTM policies' values depend on the state, so the collector computes them while acting: ``values``,
+V of the observation after the last step (``last_values``) and, where a time limit cut an
+episode, V of its final observation from the state of that step (``bootstrap``: (t, env
+indices, values)); ``next_values()`` assembles V(next_obs) from them.
 
 Algorithms read these fields directly and flatten [T, N] to [T*N] only in their update.
 """
@@ -52,6 +60,12 @@ class Rollout:
     finals: list = field(default_factory=list)
     #: the env's action masks at each step (False: invalid), None when it has none
     action_masks: torch.Tensor | None = None
+    #: LSTM policies (see the module docstring)
+    states: torch.Tensor | None = None
+    episode_starts: torch.Tensor | None = None
+    values: torch.Tensor | None = None
+    last_values: torch.Tensor | None = None
+    bootstrap: list = field(default_factory=list)
 
     @classmethod
     def allocate(
@@ -92,6 +106,13 @@ class Rollout:
         nxt = torch.cat([self.obs[1:], self.last_obs[None]])
         for t, envs, final in self.finals:
             nxt[t, envs] = final
+        return nxt
+
+    def next_values(self) -> torch.Tensor:
+        """LSTM policies: V(next_obs) [T, N] from values, last_values and bootstrap."""
+        nxt = torch.cat([self.values[1:], self.last_values[None]])
+        for t, envs, values in self.bootstrap:
+            nxt[t, envs] = values
         return nxt
 
     @property
