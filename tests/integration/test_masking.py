@@ -165,3 +165,27 @@ def test_bad_masks_are_named_with_the_env_and_the_step(fault, entries, message):
                      n_envs=2, n_steps=8, batch_size=16)
     with pytest.raises(EnvError, match=message):
         model.learn(16)
+
+
+def test_a_tensor_env_mask_with_no_valid_action_stops_the_run_with_the_env_named():
+    class NoActionEnv(VecEnv):
+        """A tensor env whose masks allow nothing for copy 1."""
+
+        env_id, num_envs, device, max_episode_steps = "pgrl-test/NoAction", 2, torch.device("cpu"), None
+        single_observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+        single_action_space = gym.spaces.Discrete(4)
+
+        def reset(self, seed=None):
+            return torch.zeros(2, 3)
+
+        def step(self, actions):
+            zeros = torch.zeros(2, dtype=torch.bool)
+            return Step(torch.zeros(2, 3), torch.zeros(2), zeros, zeros, torch.zeros(2, 3))
+
+        def action_masks(self):
+            return torch.tensor([[True, False, True, False], [False, False, False, False]])
+
+    model = pgrl.PPO("MlpPolicy", NoActionEnv(), n_steps=8, batch_size=16)
+    with pytest.raises(EnvError, match="pgrl-test/NoAction gave an action mask that allows no action in the rollout "
+                                       "ending at step 16"):
+        model.learn(16)

@@ -108,3 +108,11 @@ def check_action_masks(masks, action_space: gym.Space, env_id: str, step: int):
         raise EnvError(f"{env_id} copy {copy} allows no action{where} at step {step} (its action mask is all "
                        "False); every state needs at least one valid action")
     return masks
+
+
+def masks_allow_an_action(masks: torch.Tensor, nvec: tuple[int, ...] | None = None) -> torch.Tensor:
+    """0-d bool tensor: every row of ``masks`` [..., n] allows at least one action (per entry of
+    ``nvec`` for MultiDiscrete), computed where the masks are (no host copy)."""
+    if nvec is None:
+        return masks.any(-1).all()
+    return torch.stack([part.any(-1).all() for part in masks.split(list(nvec), dim=-1)]).all()

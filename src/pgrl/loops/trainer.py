@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from pgrl.errors import TrainingError
+from pgrl.envs.base import masks_allow_an_action
+from pgrl.errors import EnvError, TrainingError
 from pgrl.loops.collection import collect, collector_for, rollout_steps_taken
 from pgrl.loops.rows import RunLog
 from pgrl.obs import all_finite
@@ -60,10 +61,16 @@ def check_rollout(algo, rollout) -> None:
         "rewards": torch.isfinite(rollout.rewards).all(),
         "next observations": all_finite(rollout.next_obs if rollout.next_obs is not None else rollout.obs),
     }
+    if rollout.action_masks is not None:  # tensor envs' masks (Gymnasium envs' are checked at every step)
+        checks["masks"] = masks_allow_an_action(rollout.action_masks, getattr(algo.policy, "nvec", None))
     flags = torch.stack(list(checks.values())).tolist()
     if all(flags):
         return
     quantity = next(name for name, ok in zip(checks, flags, strict=True) if not ok)
+    if quantity == "masks":
+        raise EnvError(f"{algo.env_id} gave an action mask that allows no action in the rollout ending at step "
+                       f"{algo.num_timesteps + rollout_steps_taken(algo, rollout)}; every state needs at least one "
+                       "valid action")
     raise TrainingError(
         f"{algo.name} got non-finite {quantity} from {algo.env_id} in the rollout ending at step "
         f"{algo.num_timesteps + rollout_steps_taken(algo, rollout)}; check the environment "
