@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # Every extra is installed for the tests, so CI exercises each of them (see README "Install").
 EXTRAS := dev,bench,mujoco,box2d,ray,atari
 
-.PHONY: install demo browser test test-learning test-all bench bench-learning bench-compare bench-control bench-seeds bench-ray bench-atari bench-masking bench-recurrent lint clean
+.PHONY: install demo browser test test-long test-all bench bench-learning bench-compare bench-control bench-seeds bench-ray bench-atari bench-masking bench-recurrent lint clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,15 +31,16 @@ browser:
 	  $$SUDO apt-get update -q && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
 
-# Unit and integration tests (every extra included); the learning tests, which train to thresholds
-# over several minutes each, are `make test-learning`.  CI (.ci/run) runs both.
+# Unit and integration tests (every extra included).  The learning tests (training to return
+# thresholds) and the few integration tests of a minute or more are `make test-long`; CI
+# (.ci/run) runs both, `make test-all` too.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q -m "not learning" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not learning and not slow" $(PYTEST_ARGS)
 
-test-learning: $(STAMP)
-	$(BIN)/python -m pytest -q -m learning $(PYTEST_ARGS)
+test-long: $(STAMP) browser
+	$(BIN)/python -m pytest -q -m "learning or slow" $(PYTEST_ARGS)
 
-test-all: test test-learning
+test-all: test test-long
 
 # Side-by-side speed against Stable-Baselines3 (README "Speed"); about 10 minutes.
 # The pgrl[bench] extra (Stable-Baselines3) is part of the install, so its smoke test runs in CI.

@@ -225,6 +225,7 @@ def check_run_folder(run: Path) -> int:
     return files[-1][0] if files else 0
 
 
+@pytest.mark.slow  # about a minute and a half: `make test-long` (CI) runs it
 def test_sigkill_at_random_moments_never_loses_more_than_since_the_last_checkpoint(tmp_path):
     rng = random.Random(0)
     run = tmp_path / "run"

@@ -12,17 +12,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from algo_configs import ALGOS, SMALL
 
 import pgrl
 from pgrl.envs.base import Step, VecEnv
 from pgrl.envs.identity import InvalidActionEnv
 from pgrl.errors import EnvError
-
-ALGOS = ["reinforce", "vpg", "actor_critic", "a2c", "a3c", "ppo", "trpo"]
-SMALL = {
-    "reinforce": {}, "vpg": {}, "actor_critic": {}, "a2c": {"n_steps": 8}, "a3c": {"n_steps": 8, "n_workers": 2},
-    "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 2}, "trpo": {"n_steps": 32, "batch_size": 32},
-}
 
 
 def _invalid_actions(model) -> int:

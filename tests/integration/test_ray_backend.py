@@ -121,6 +121,7 @@ def _rows(run_dir) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow  # about 45 s (starts and stops Ray): `make test-long` (CI) runs it
 def test_checkpoint_and_resume_on_a_ray_started_inside_the_run(tmp_path):
     import ray
 
@@ -147,6 +148,7 @@ def test_checkpoint_and_resume_on_a_ray_started_inside_the_run(tmp_path):
     assert int(_rows(run_dir)[-1]["step"]) == 3072
 
 
+@pytest.mark.slow  # about 45 s (starts and stops Ray): `make test-long` (CI) runs it
 def test_episode_collection_and_a3c_staleness_bound_on_ray(tmp_path):
     """VPG gathers whole episodes from two actors; a3c with max_staleness 0 drops every stale gradient."""
     import pgrl

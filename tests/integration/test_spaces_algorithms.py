@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from algo_configs import ALGOS, SMALL
 
 import pgrl
 from pgrl.envs.identity import (
@@ -25,8 +26,6 @@ from pgrl.envs.identity import (
     QuadrantImageEnv,
 )
 from pgrl.errors import CheckpointError, EnvError, PGRLError
-
-ALGOS = ["reinforce", "vpg", "actor_critic", "a2c", "a3c", "ppo", "trpo"]
 
 
 class BoxMatrixEnv(IdentityEnv):
@@ -48,10 +47,6 @@ SPACES = {
     "box-2d": (BoxMatrixEnv, "MlpPolicy"),
     "dict-obs": (partial(DictObsEnv, ep_length=20), "MultiInputPolicy"),
     "image-obs": (partial(QuadrantImageEnv, channel_last=True, channels=3, ep_length=20), "CnnPolicy"),
-}
-SMALL = {
-    "reinforce": {}, "vpg": {}, "actor_critic": {}, "a2c": {"n_steps": 8}, "a3c": {"n_steps": 8, "n_workers": 2},
-    "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 2}, "trpo": {"n_steps": 32, "batch_size": 32},
 }
 
 

@@ -30,7 +30,10 @@ import abc
 from dataclasses import dataclass
 
 import gymnasium as gym
+import numpy as np
 import torch
+
+from pgrl.errors import EnvError
 
 
 @dataclass(frozen=True)
@@ -82,10 +85,6 @@ def check_action_masks(masks, action_space: gym.Space, env_id: str, step: int):
     """``masks`` as bool [N, n] (n = Discrete's n or MultiDiscrete's sum(nvec)); EnvError naming the env
     and the step when their width is not the action space's or a copy allows no action (per entry
     for MultiDiscrete).  NumPy on the host: Gymnasium envs hand their masks over as arrays anyway."""
-    import numpy as np
-
-    from pgrl.errors import EnvError
-
     if isinstance(action_space, gym.spaces.Discrete):
         widths = [int(action_space.n)]
     elif isinstance(action_space, gym.spaces.MultiDiscrete):
@@ -101,7 +100,8 @@ def check_action_masks(masks, action_space: gym.Space, env_id: str, step: int):
                        f"{action_space} needs {sum(widths)} booleans (one per action"
                        f"{', entry after entry' if len(widths) > 1 else ''})")
     masks = masks.reshape(n, -1)
-    allowed = np.add.reduceat(masks, np.cumsum([0, *widths[:-1]]), axis=1) > 0
+    allowed = masks.any(axis=1, keepdims=True) if len(widths) == 1 else \
+        np.logical_or.reduceat(masks, np.cumsum([0, *widths[:-1]]), axis=1)
     if not allowed.all():
         copy, entry = np.argwhere(~allowed)[0]
         where = f" for action entry {entry}" if len(widths) > 1 else ""
