@@ -393,10 +393,16 @@ def parse_overrides(pairs: list[str], flag: str = "--set") -> dict[str, Any]:
 
 
 def merge_preset(preset: dict[str, Any], hparams: dict[str, Any]) -> dict[str, Any]:
-    """``hparams`` over ``preset``; a feed-forward preset's ``policy_kwargs.shared`` (one MLP trunk,
-    e.g. A2C's CartPole preset) is left out when ``hparams`` choose an LSTM policy, which has none."""
-    if is_recurrent(str(hparams.get("policy", ""))) and not is_recurrent(str(preset.get("policy", ""))):
-        kwargs = {k: v for k, v in (preset.get("policy_kwargs") or {}).items() if k != "shared"}
+    """``hparams`` over ``preset``.  When ``hparams`` choose a policy of the other kind, the preset's
+    policy_kwargs that only its kind has are left out: a feed-forward preset's ``shared`` (one MLP
+    trunk, e.g. A2C's CartPole preset) for an LSTM policy, an LSTM preset's LSTM_KWARGS for a
+    feed-forward one (e.g. MlpPolicy on CartPoleNoVel-v1's `fast` preset, for comparison)."""
+    if "policy" not in hparams:
+        return merge(preset, hparams)
+    wanted, preset_policy = is_recurrent(str(hparams["policy"])), is_recurrent(str(preset.get("policy", "")))
+    if wanted != preset_policy:
+        drop = ("shared",) if wanted else LSTM_KWARGS
+        kwargs = {k: v for k, v in (preset.get("policy_kwargs") or {}).items() if k not in drop}
         preset = {**preset, "policy_kwargs": kwargs}
     return merge(preset, hparams)
 

@@ -215,9 +215,13 @@ def test_a2c_trains_an_lstm_policy():
     assert any(not torch.equal(before[k], v) for k, v in model.policy.state_dict().items() if "lstm" in k)
 
 
-def test_a2c_cartpole_preset_with_an_lstm_policy_drops_the_mlp_trunk():
+def test_presets_of_the_other_policy_kind_drop_only_what_that_kind_has():
     model = A2C("MlpLstmPolicy", "CartPole-v1", device="cpu", policy_kwargs={"lstm_hidden_size": 8})
-    assert model.config.policy_kwargs.shared is False and model.policy.recurrent
+    assert model.config.policy_kwargs.shared is False and model.policy.recurrent  # the preset's MLP trunk
+    assert model.config.n_steps == A2C("MlpPolicy", "CartPole-v1").config.n_steps  # the rest of the preset
+    mlp = PPO("MlpPolicy", "CartPoleNoVel-v1", device="cpu", preset="fast")  # an LSTM preset, an MLP policy
+    assert not mlp.policy.recurrent and mlp.config.n_envs == 64 and mlp.config.normalize
+    assert PPO(None, "CartPoleNoVel-v1", device="cpu", preset="fast").policy.lstm_hidden_size == 64
 
 
 @pytest.mark.parametrize("cls", [REINFORCE, TRPO])
