@@ -209,7 +209,7 @@ def test_masks_with_an_lstm_never_sample_an_invalid_action(entries):
 
 def test_a2c_trains_an_lstm_policy():
     model = A2C("MlpLstmPolicy", _short_episodes(), seed=0, device="cpu", policy_kwargs={"lstm_hidden_size": 8})
-    assert "shared" not in model.config.policy_kwargs.model_fields_set or not model.config.policy_kwargs.shared
+    assert model.policy.recurrent and model.policy.lstm_critic is not None
     before = {k: v.clone() for k, v in model.policy.state_dict().items()}
     model.learn(200)
     assert any(not torch.equal(before[k], v) for k, v in model.policy.state_dict().items() if "lstm" in k)
