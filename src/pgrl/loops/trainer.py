@@ -61,7 +61,7 @@ def check_rollout(algo, rollout) -> None:
         "rewards": torch.isfinite(rollout.rewards).all(),
         "next observations": all_finite(rollout.next_obs if rollout.next_obs is not None else rollout.obs),
     }
-    if rollout.action_masks is not None:  # tensor envs' masks (Gymnasium envs' are checked at every step)
+    if rollout.action_masks is not None:  # the only check of tensor envs' masks; Gymnasium envs' were checked per step
         checks["masks"] = masks_allow_an_action(rollout.action_masks, getattr(algo.policy, "nvec", None))
     flags = torch.stack(list(checks.values())).tolist()
     if all(flags):
