@@ -151,12 +151,13 @@ class GymVecEnv(VecEnv):
             for i in np.flatnonzero(info["_final_obs"]):
                 _set_row(final_obs, i, info["final_obs"][i])
         self._read_masks(obs, info, reset_info, done)
+        obs_t = self._obs(obs)
         return Step(
-            obs=self._obs(obs),
+            obs=obs_t,
             rewards=torch.as_tensor(rewards, dtype=torch.float32, device=self.device),
             terminated=torch.as_tensor(terminated, dtype=torch.bool, device=self.device),
             truncated=torch.as_tensor(truncated, dtype=torch.bool, device=self.device),
-            final_obs=self._obs(final_obs),
+            final_obs=obs_t if final_obs is obs else self._obs(final_obs),  # a step where no copy reset
             episode_over=None if game_over is None else torch.as_tensor(game_over, device=self.device),
         )
 

@@ -239,7 +239,7 @@ class ActorCriticPolicy(nn.Module):
         lead = obs.shape[: 2 if self.n_stacked else 1]  # [B] or [K, B]
         if self.features_extractor is None:
             if self.discrete_obs:
-                obs = nn.functional.one_hot(obs.long().reshape(-1), int(self.observation_space.n)).float()
+                obs = features.one_hot(obs.reshape(-1), int(self.observation_space.n))
             flat = obs.reshape(*lead, -1).float()
             flat = self.trunk(flat) if self.shared else flat  # skip the Identity call in the hot path
             return flat, flat

@@ -62,8 +62,8 @@ class Categorical:
             u = torch.rand_like(self.logits)
         else:
             u = per_seed_noise(torch.empty_like(self.logits), generators, "uniform")
-        u = u.clamp_(min=1e-20)
-        return (self.logits - torch.log(-torch.log(u))).argmax(dim=-1)
+        gumbel = u.clamp_(min=1e-20).log_().neg_().log_()  # log(-log u), in place: no new tensors per op
+        return (self.logits - gumbel).argmax(dim=-1)
 
     def mode(self) -> torch.Tensor:
         return self.logits.argmax(dim=-1)

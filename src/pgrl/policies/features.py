@@ -52,16 +52,25 @@ def flat_dim(space: gym.Space) -> int:
     return int(np.prod(space_shape(space)))
 
 
+def one_hot(index: torch.Tensor, n: int) -> torch.Tensor:
+    """float32 one-hot [..., n] of integer ``index`` [...].  A scatter into zeros rather than
+    nn.functional.one_hot, which checks the index range with a host sync (and costs several ops
+    more) on every call: Discrete observations are one-hot encoded on every env step."""
+    index = index.long()
+    out = torch.zeros((*index.shape, n), dtype=torch.float32, device=index.device)
+    return out.scatter_(-1, index.unsqueeze(-1), 1.0)
+
+
 def preprocess(obs, space: gym.Space, normalize_images: bool = True):
     """Observations [B, ...] as stored (pgrl.obs) -> the float inputs extractors take."""
     if isinstance(space, gym.spaces.Dict):
         return {k: preprocess(obs[k], s, normalize_images) for k, s in space.spaces.items()}
     if isinstance(space, gym.spaces.Discrete):
-        return nn.functional.one_hot(obs.long(), int(space.n)).float()
+        return one_hot(obs, int(space.n))
     if isinstance(space, gym.spaces.MultiDiscrete):
         flat = obs.long().reshape(obs.shape[0], -1)
         nvec = [int(n) for n in np.asarray(space.nvec).reshape(-1)]
-        return torch.cat([nn.functional.one_hot(flat[:, i], n) for i, n in enumerate(nvec)], dim=-1).float()
+        return torch.cat([one_hot(flat[:, i], n) for i, n in enumerate(nvec)], dim=-1)
     if is_image_space(space):
         x = obs.float()
         if channels_last(space):
