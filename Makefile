@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # Every extra is installed for the tests, so CI exercises each of them (see README "Install").
 EXTRAS := dev,bench,mujoco,box2d,ray,atari
 
-.PHONY: install demo browser test test-long test-all bench bench-learning bench-compare bench-control bench-seeds bench-ray bench-atari bench-masking bench-recurrent lint clean
+.PHONY: install demo browser test test-long test-all bench bench-learning bench-compare bench-control bench-seeds bench-ray bench-atari bench-masking bench-recurrent bench-jax lint clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,18 @@ bench-masking: $(STAMP)
 # PPO with an LSTM policy vs sb3-contrib's RecurrentPPO on CartPoleNoVel-v1 (README "Memory"); ~40 minutes.
 bench-recurrent: $(STAMP)
 	$(BIN)/python -m benchmarks.recurrent --repeats 2 --seeds 2
+
+# pgrl vs rejax (a compiled JAX PPO, PureJaxRL's design) vs SB3 on PureJaxRL's CartPole config, and
+# the 1024-env wide config (docs "Speed"); ~15 minutes.  The JAX side gets its own venv, .venv-jax
+# (jax CPU, rejax, gymnax 0.0.9: gymnax 1.x's step returns six values where rejax 0.1.3 unpacks five).
+JAX_VENV := .venv-jax
+$(JAX_VENV)/.installed:
+	test -x $(JAX_VENV)/bin/python || $(PYTHON) -m venv $(JAX_VENV)
+	$(JAX_VENV)/bin/python -m pip install --quiet "jax==0.10.2" "jaxlib==0.10.2" "rejax==0.1.3" "gymnax==0.0.9"
+	touch $@
+
+bench-jax: $(STAMP) $(JAX_VENV)/.installed
+	$(BIN)/python -m benchmarks.jax_compare --jax-python $(JAX_VENV)/bin/python --repeats 3
 
 # K seeds of PPO trained as one batch vs one seed alone (README "Many seeds at once"); ~10 minutes.
 bench-seeds: $(STAMP)
