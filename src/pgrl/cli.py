@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pgrl.studies.cli import add_study_parser
 
     add_study_parser(sub)  # pgrl study grad-variance | gae-lambda
+    from pgrl.record import add_record_parser
+
+    add_record_parser(sub)  # pgrl record, pgrl eval --record
     return parser
 
 
@@ -255,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
             from pgrl.studies.cli import run_study
 
             return run_study(args)
+        elif args.command == "record" or (args.command == "eval" and args.record):
+            from pgrl.record import run_record
+
+            return run_record(args)
         elif args.command == "eval":
             model, mean, std = runs.eval_run(
                 args.run_dir, args.episodes, args.deterministic, args.seed, args.env_backend, args.device
