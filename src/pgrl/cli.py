@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pgrl.record import add_record_parser
 
     add_record_parser(sub)  # pgrl record, pgrl eval --record
+    from pgrl.export import add_export_parser
+
+    add_export_parser(sub)
     return parser
 
 
@@ -258,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
             from pgrl.studies.cli import run_study
 
             return run_study(args)
+        elif args.command == "export":
+            from pgrl.export import run_export
+
+            return run_export(args)
         elif args.command == "record" or (args.command == "eval" and args.record):
             from pgrl.record import run_record
 
