@@ -162,12 +162,14 @@ def record_run(
     record_episodes: int | None = None,
     fps: int = 30,
     width: int = 320,
+    max_steps: int = 100_000,
     device: str = "auto",
 ) -> Recording:
     """Play ``episodes`` episodes of the model in ``path`` (a run folder or model file) and write
     the first ``record_episodes`` (default: all) to ``out`` (default RUN_DIR/episodes.FMT).
 
-    ``fmt`` is "gif" or "mp4" (default: from ``out``'s suffix, else gif)."""
+    ``fmt`` is "gif" or "mp4" (default: from ``out``'s suffix, else gif); ``max_steps`` cuts each
+    episode short (evaluate_policy's cap: the returns are then those of the cut episodes)."""
     from pgrl.evaluation import evaluate_policy
     from pgrl.runs import load_run_model, run_env
 
@@ -178,15 +180,19 @@ def record_run(
         raise ConfigError(f"--record-episodes must be between 1 and --episodes ({episodes}), got {n_recorded}")
     if fps < 1:
         raise ConfigError(f"--fps must be at least 1, got {fps}")
+    if max_steps < 1:
+        raise ConfigError(f"--max-steps must be at least 1, got {max_steps}")
     if width < 0:
         raise ConfigError(f"--width must be 0 (as rendered) or a number of pixels, got {width}")
     out, fmt = _out_path(path, out, fmt)
     for name in ("SDL_VIDEODRIVER", "SDL_AUDIODRIVER"):  # pygame draws off-screen; no display or sound needed
         os.environ.setdefault(name, "dummy")
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("MUJOCO_GL", "egl")  # MuJoCo's default (GLFW) needs a display; EGL renders headless
     model = load_run_model(path, device=device)
     factory = RecordingFactory(run_env(path, model), n_recorded, width)
     returns, lengths = evaluate_policy(model, factory, episodes, deterministic=deterministic, seed=seed,
-                                       backend="gymnasium", return_episode_rewards=True)
+                                       backend="gymnasium", return_episode_rewards=True, max_steps=max_steps)
     captioned: list[tuple[np.ndarray, str]] = []
     counts = []
     for k, (recorder, final, length) in enumerate(zip(factory.recorders, returns, lengths, strict=False)):
@@ -255,6 +261,28 @@ def _write_gif(frames: list[np.ndarray], path: Path, fps: int) -> None:
     images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
 
 
+def clip_section(runs: dict[str, Path], folder: Path, max_steps: int = 200, width: int = 160):
+    """A report section with one short greedy clip (GIF) per group: ``runs`` maps a group's name to
+    one of its run folders; the clips go to ``folder``.  A group whose env cannot be rendered is
+    named in the section's text instead (the report is still written)."""
+    from pgrl.errors import PGRLError
+    from pgrl.report_html import Section
+
+    folder.mkdir(parents=True, exist_ok=True)
+    images, notes = [], []
+    for group, run_dir in runs.items():
+        try:
+            recording = record_run(run_dir, 1, folder / f"{group}.gif", max_steps=max_steps, width=width)
+        except PGRLError as exc:
+            notes.append(f"{group}: no clip ({exc})")
+            continue
+        images.append(recording.path)
+        notes.append(f"{group} ({run_dir.name}): return {recording.returns[0]:.1f} in {recording.lengths[0]} steps")
+    text = (f"One greedy episode per group, from its first seed's model (at most {max_steps} steps), in the order "
+            "listed:\n" + "\n".join(notes))
+    return Section("Episodes", text=text, images=images)
+
+
 # -- the command line ------------------------------------------------------------------------------
 
 
@@ -277,6 +305,8 @@ def add_record_parser(subparsers) -> argparse.ArgumentParser:
     rec.add_argument("--episodes", type=int, default=3, help="episodes to play and record (default 3)")
     rec.add_argument("--seed", type=int, default=None,
                      help="seed of the first episode (default: pgrl eval's, 10**6 + the run's seed)")
+    rec.add_argument("--max-steps", type=int, default=100_000, metavar="N",
+                     help="end each episode after N steps (short clips of long episodes)")
     rec.add_argument("--device", default="auto")
     add_record_options(rec)
     ev = subparsers.choices.get("eval")
@@ -299,7 +329,7 @@ def run_record(args: argparse.Namespace) -> int:
         args.run_dir, args.episodes, args.out, args.format, args.seed,
         deterministic=args.deterministic if evaluating else True,
         record_episodes=min(args.record_episodes, args.episodes) if evaluating else None,
-        fps=args.fps, width=args.width, device=args.device,
+        fps=args.fps, width=args.width, max_steps=getattr(args, "max_steps", 100_000), device=args.device,
     )
     returns = np.asarray(recording.returns)
     if evaluating:

@@ -69,8 +69,10 @@ def test_record_and_eval_record_print_what_pgrl_eval_prints(runs, capsys, tmp_pa
     with Image.open(out_file) as gif:
         assert gif.n_frames == sum(lengths[:2]) + 2
     assert f"returns {returns[0]:.1f}, {returns[1]:.1f}:" in out
-    assert main(["record", run, "--episodes", "1", "--width", "64"]) == 0
-    assert (runs["CartPole-v1"] / "episodes.gif").is_file()
+    assert main(["record", run, "--episodes", "1", "--width", "64", "--max-steps", "7"]) == 0
+    assert "returns 7.0:" in capsys.readouterr().out
+    with Image.open(runs["CartPole-v1"] / "episodes.gif") as gif:  # the default file, in the run folder
+        assert gif.n_frames == 8
 
 
 def test_mp4(runs, tmp_path):
@@ -101,3 +103,22 @@ def test_an_env_without_rgb_array_and_bad_flags_get_one_sentence(runs, capsys, t
         assert main(argv) == 2
         assert words in capsys.readouterr().err
     assert not np.any([p.name.startswith(".") for p in tmp_path.iterdir()])  # no temporary file left
+
+
+def test_compare_clip_section_embeds_one_gif_per_group(runs, tmp_path):
+    from pgrl.record import clip_section
+    from pgrl.report_html import write_report_html
+
+    if "pgrl-test/NoRender-v0" not in gym.registry:
+        gym.register("pgrl-test/NoRender-v0", entry_point="pgrl.envs.identity:IdentityEnv", max_episode_steps=10,
+                     kwargs={"dim": 2})
+    model_file = tmp_path / "norender.safetensors"
+    PPO("MlpPolicy", "pgrl-test/NoRender-v0", n_steps=8, seed=0).save(model_file)
+    section = clip_section({"ppo": runs["CartPole-v1"], "other": model_file}, tmp_path / "clips", max_steps=5,
+                           width=64)
+    assert [p.name for p in section.images] == ["ppo.gif"]
+    with Image.open(section.images[0]) as gif:
+        assert gif.n_frames == 6
+    assert "other: no clip (pgrl-test/NoRender-v0 has no rgb_array render mode" in section.text
+    page = write_report_html(tmp_path / "report.html", "t", [section]).read_text()
+    assert page.count("data:image/gif;base64,") == 1
