@@ -73,6 +73,7 @@ class GreedyPolicy(nn.Module):
             self.normalizers = nn.ModuleDict()
         self.action_dtype = torch.from_numpy(np.zeros(0, dtype=model.action_space.dtype)).dtype
         self.requires_grad_(False)  # a frozen graph: its outputs need no autograd
+        self.cpu()
 
     def forward(self, *inputs: torch.Tensor):
         n_obs = len(self.keys) if self.keys else 1
