@@ -18,12 +18,12 @@ from pgrl.runs import load_run_model, run_env, train_run
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Short PPO runs on CartPole-v1 and Pendulum-v1 (trained a little: episodes of unequal lengths)."""
+    """Short PPO runs (one update) on CartPole-v1 and Pendulum-v1: trained run folders, episodes of unequal lengths."""
     root = tmp_path_factory.mktemp("record")
     made = {}
     # Pendulum's episodes are cut to 60 steps with an env kwarg, which the recorded env must keep
     for env_id, env_kwargs in (("CartPole-v1", None), ("Pendulum-v1", {"max_episode_steps": 60})):
-        made[env_id], _, _ = train_run("ppo", env_id, seed=1, total_timesteps=2048, out=root / env_id,
+        made[env_id], _, _ = train_run("ppo", env_id, seed=1, total_timesteps=1024, out=root / env_id,
                                        progress_bar=False, eval_episodes=0, overrides=["n_steps=256", "n_envs=4"],
                                        env_kwargs=env_kwargs)
     return made
