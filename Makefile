@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.pgrl-installed
 TORCH  := torch==2.13.0
 PYTEST_ARGS ?=
 # Every extra is installed for the tests, so CI exercises each of them (see README "Install").
-EXTRAS := dev,bench,mujoco,box2d,ray,atari
+EXTRAS := dev,bench,mujoco,box2d,ray,atari,record,export
 
 .PHONY: install demo browser test test-long test-all bench bench-learning bench-compare bench-control bench-seeds bench-ray bench-atari bench-masking bench-recurrent bench-jax lint clean
 

@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--threshold", type=float, default=None, help="return threshold (default: the env's)")
     cmp.add_argument("--eval-episodes", type=int, default=20, help="greedy episodes after each run (0: none)")
     cmp.add_argument("--no-batch", action="store_true", help="train every seed in its own process")
+    cmp.add_argument("--clips", action="store_true", help="show one short greedy GIF per group in the report")
 
     rep = sub.add_parser("report", help="write report.html, results.csv and figures from run folders")
     rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders (one environment)")
@@ -134,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     from pgrl.studies.cli import add_study_parser
 
     add_study_parser(sub)  # pgrl study grad-variance | gae-lambda
+    from pgrl.record import add_record_parser
+
+    add_record_parser(sub)  # pgrl record, pgrl eval --record
+    from pgrl.export import add_export_parser
+
+    add_export_parser(sub)
     return parser
 
 
@@ -239,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                 [a.strip() for a in args.algos.split(",") if a.strip()], args.env_id, args.seeds, args.out,
                 total_timesteps=int(total) if total else None, time_budget=args.time_budget, sets=args.sets,
                 preset=args.preset, workers=args.workers, threshold=args.threshold,
-                eval_episodes=args.eval_episodes, no_batch=args.no_batch,
+                eval_episodes=args.eval_episodes, no_batch=args.no_batch, clips=args.clips,
                 command=shlex.join(["pgrl", *(sys.argv[1:] if argv is None else argv)]),
             )
             print(f"report: {result.report}")
@@ -255,6 +262,14 @@ def main(argv: list[str] | None = None) -> int:
             from pgrl.studies.cli import run_study
 
             return run_study(args)
+        elif args.command == "export":
+            from pgrl.export import run_export
+
+            return run_export(args)
+        elif args.command == "record" or (args.command == "eval" and args.record):
+            from pgrl.record import run_record
+
+            return run_record(args)
         elif args.command == "eval":
             model, mean, std = runs.eval_run(
                 args.run_dir, args.episodes, args.deterministic, args.seed, args.env_backend, args.device

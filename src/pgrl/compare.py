@@ -230,8 +230,10 @@ def compare(
     no_batch: bool = False,
     command: str | None = None,
     progress: bool = True,
+    clips: bool = False,
 ) -> CompareResult:
-    """Run the grid and write the report; see the module docstring."""
+    """Run the grid and write the report; see the module docstring.  With ``clips`` the report
+    shows one short greedy episode per group (a GIF of its first seed, pgrl.record)."""
     from tqdm import tqdm
 
     if not algos:
@@ -287,6 +289,13 @@ def compare(
         raise TrainingError(f"every run failed, so there is no report; the first failure: {result.failures[0]}")
     extra = gae_lambda_section(axes, algos, env_id, out)
     result.run_dirs.sort(key=lambda p: [g.name for g in groups].index(p.parent.name))
+    if clips:
+        from pgrl.record import clip_section
+
+        firsts: dict[str, Path] = {}  # each group's lowest seed that finished
+        for run_dir in sorted(result.run_dirs, key=lambda d: int(d.name.lstrip("s") or 0)):
+            firsts.setdefault(run_dir.parent.name, run_dir)
+        extra.append(clip_section({g.name: firsts[g.name] for g in groups if g.name in firsts}, out / "clips"))
     result.report = _build(result, threshold, command, extra)
     return result
 

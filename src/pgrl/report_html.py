@@ -72,11 +72,12 @@ def format_cell(value: Any) -> str:
 
 
 def image_data_uri(path: str | Path) -> str:
-    """A PNG/JPEG/SVG file as a data: URI (raises PGRLError when the file is missing)."""
+    """A PNG/JPEG/SVG/GIF file as a data: URI (raises PGRLError when the file is missing)."""
     path = Path(path)
     if not path.is_file():
         raise PGRLError(f"report image {path} does not exist; render the figure before writing the report")
-    mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}.get(
+    mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml",
+            ".gif": "image/gif"}.get(
         path.suffix.lower(), "application/octet-stream"
     )
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"

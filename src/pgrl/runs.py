@@ -341,14 +341,20 @@ def eval_run(
     if episodes < 1:
         raise ConfigError(f"--episodes must be at least 1, got {episodes}")
     model = load_run_model(path, device=device)
-    env = model.env_id
+    mean, std = evaluate_policy(model, run_env(path, model), episodes, deterministic=deterministic, seed=seed,
+                                backend=env_backend)
+    return model, mean, std
+
+
+def run_env(path: str | Path, model):
+    """The env a run folder's model is evaluated on: the one it was trained on (its kwargs and
+    wrappers, from config.json), else (a model file) the model's env id."""
     config_path = Path(path) / "config.json"
-    if config_path.is_file():  # a run folder: evaluate on the env it was trained on (kwargs, wrappers)
+    if config_path.is_file():
         try:
             saved = json.loads(config_path.read_text())
         except (OSError, ValueError):
             saved = None
         if isinstance(saved, dict) and saved.get("env_id") == model.env_id:
-            env = env_for(model.env_id, saved_env_options(saved))
-    mean, std = evaluate_policy(model, env, episodes, deterministic=deterministic, seed=seed, backend=env_backend)
-    return model, mean, std
+            return env_for(model.env_id, saved_env_options(saved))
+    return model.env_id

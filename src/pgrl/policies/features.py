@@ -73,8 +73,8 @@ def preprocess(obs, space: gym.Space, normalize_images: bool = True):
         return torch.cat([one_hot(flat[:, i], n) for i, n in enumerate(nvec)], dim=-1)
     if is_image_space(space):
         x = obs.float()
-        if channels_last(space):
-            x = x.movedim(-1, -3)
+        if channels_last(space):  # dims counted from the front: ONNX's exporter writes negative ones as they are
+            x = x.movedim(x.dim() - 1, x.dim() - 3)
         return x / 255.0 if normalize_images else x
     return obs.float()
 
