@@ -115,9 +115,13 @@ def main(argv: list[str] | None = None) -> None:
     if not Path(args.jax_python).exists():
         raise SystemExit(f"no JAX venv at {args.jax_python}: `make bench-jax` creates .venv-jax")
 
-    from benchmarks.common import machine, today
+    import torch
 
-    print(f"machine: {machine()}; date: {today()}", flush=True)
+    from benchmarks.common import today
+    from pgrl.report import machine_description
+
+    print(f"machine: {machine_description()}, torch {torch.__version__} (each pgrl and SB3 run sets its own "
+          f"threads); date: {today()}", flush=True)
     me = [sys.executable, "-m", "benchmarks.jax_compare", "--worker"]
     for config in args.configs.split(","):
         commands = {"rejax": [args.jax_python, "benchmarks/jax_worker.py", "--config", config]}
