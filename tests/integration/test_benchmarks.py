@@ -47,3 +47,18 @@ def test_masking_and_recurrent_benchmarks_run_both_libraries(capsys):
     assert "pgrl / sb3-contrib steps/s" in out
     for row in ("| pgrl |", "| pgrl (gymnasium envs) |", "| sb3-contrib |"):
         assert row in out
+
+
+def test_jax_comparison_runs_pgrl_and_sb3_on_the_same_schedule(monkeypatch, capsys):
+    """bench-jax's pgrl and SB3 workers train the same number of steps of PureJaxRL's config (the
+    JAX side needs .venv-jax, which only `make bench-jax` creates); the table reads their results."""
+    from benchmarks import jax_compare, jax_worker
+
+    monkeypatch.setitem(jax_worker.CONFIGS, "default", {"num_envs": 4, "total_timesteps": 1024})
+    ours, theirs = jax_compare.pgrl_worker("default", 0, 1), jax_compare.sb3_worker("default", 0)
+    assert ours["steps"] == theirs["steps"] == 1024  # 2 iterations of 4 envs x 128 steps
+    assert ours["train_s"] > 0 and theirs["train_s"] > 0 and 8 <= ours["return"] <= 500
+    rejax = {"train_s": ours["train_s"] / 3, "whole_s": 1.0, "compile_s": 2.0, "steps": 1024, "return": 9.0}
+    jax_compare._table("default", {"rejax": [rejax], "pgrl (1 thread)": [{**ours, "whole_s": 2.0}]})
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| pgrl (1 thread) |"))
+    assert "| 3.0x | 2.0x |" in row  # training and whole-process ratios against rejax's
