@@ -78,3 +78,21 @@ def test_one_hot_equals_torch():
     assert torch.equal(one_hot(index, 4), nn.functional.one_hot(index, 4).float())
     with pytest.raises(RuntimeError):
         one_hot(torch.tensor([4]), 4)
+
+
+def test_run_equals_calling_the_network_and_respects_hooks():
+    from pgrl.policies.networks import mlp, run
+
+    torch.manual_seed(0)
+    for activation in ("tanh", "relu", "elu"):
+        net = mlp(6, [16, 16], 3, activation)
+        x = torch.randn(5, 6, requires_grad=True)
+        out = run(net, x)
+        assert torch.equal(out, net(x))
+        (grad,) = torch.autograd.grad(out.sum(), x)
+        (expected,) = torch.autograd.grad(net(x).sum(), x)
+        assert torch.equal(grad, expected)
+    seen = []
+    net[0].register_forward_hook(lambda module, inputs, output: seen.append(output.shape))
+    run(net, torch.randn(2, 6))
+    assert seen == [torch.Size([2, 16])]  # a hooked layer is called as a module, so its hook runs

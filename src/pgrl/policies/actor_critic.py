@@ -53,7 +53,7 @@ from pgrl.policies.distributions import (
     MultiCategorical,
     per_seed_noise,
 )
-from pgrl.policies.networks import mlp, output_dim, stack_network
+from pgrl.policies.networks import mlp, output_dim, run, stack_network
 
 
 def _arch(net_arch: Any) -> tuple[list[int], list[int]]:
@@ -241,7 +241,7 @@ class ActorCriticPolicy(nn.Module):
             if self.discrete_obs:
                 obs = features.one_hot(obs.reshape(-1), int(self.observation_space.n))
             flat = obs.reshape(*lead, -1).float()
-            flat = self.trunk(flat) if self.shared else flat  # skip the Identity call in the hot path
+            flat = run(self.trunk, flat) if self.shared else flat  # skip the Identity call in the hot path
             return flat, flat
         flat_obs = obs.reshape(-1) if isinstance(obs, TensorDict) else obs.reshape(-1, *obs.shape[len(lead):])
         x = features.preprocess(flat_obs, self.observation_space, self.normalize_images)
@@ -249,7 +249,7 @@ class ActorCriticPolicy(nn.Module):
         vf = self.vf_features_extractor(x) if self.vf_features_extractor is not None else pi
         pi, vf = pi.reshape(*lead, -1), vf.reshape(*lead, -1)
         if self.shared:
-            return (self.trunk(pi),) * 2 if vf is pi else (self.trunk(pi), self.trunk(vf))
+            return (run(self.trunk, pi),) * 2 if vf is pi else (run(self.trunk, pi), run(self.trunk, vf))
         return pi, vf
 
     def _dist(self, features: tuple[torch.Tensor, torch.Tensor], action_masks=None) -> Distribution:
@@ -257,8 +257,8 @@ class ActorCriticPolicy(nn.Module):
 
     def _latent_dist(self, features: tuple[torch.Tensor, torch.Tensor],
                      action_masks: torch.Tensor | None = None) -> tuple[torch.Tensor, Distribution]:
-        latent = features[0] if self.shared else self.pi_body(features[0])
-        out = self.pi_head(latent)
+        latent = features[0] if self.shared else run(self.pi_body, features[0])
+        out = run(self.pi_head, latent)
         if action_masks is not None and not self.maskable:
             raise EnvError(f"action masks apply to Discrete and MultiDiscrete action spaces, not {self.action_space}")
         if isinstance(self.action_space, gym.spaces.Discrete):
@@ -293,7 +293,7 @@ class ActorCriticPolicy(nn.Module):
         self._exploration = noise * std
 
     def _value(self, features: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        return self.vf_head(features[1] if self.shared else self.vf_body(features[1])).squeeze(-1)
+        return run(self.vf_head, features[1] if self.shared else run(self.vf_body, features[1])).squeeze(-1)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self._value(self._features(obs))
