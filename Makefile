@@ -8,9 +8,9 @@ STAMP  := $(VENV)/.pgrl-installed
 TORCH  := torch==2.13.0
 PYTEST_ARGS ?=
 # Every extra is installed for the tests, so CI exercises each of them (see README "Install").
-EXTRAS := dev,bench,mujoco,box2d,ray,atari
+EXTRAS := dev,bench,mujoco,box2d,ray,atari,docs
 
-.PHONY: install demo browser test test-long test-all bench bench-learning bench-compare bench-control bench-seeds bench-ray bench-atari bench-masking bench-recurrent lint clean
+.PHONY: install demo browser docs test test-long test-all bench bench-learning bench-compare bench-control bench-seeds bench-ray bench-atari bench-masking bench-recurrent lint clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ browser:
 	  SUDO=$$(test "$$(id -u)" -eq 0 || echo sudo); \
 	  $$SUDO apt-get update -q && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
+
+# The docs site (MkDocs + Material + mkdocstrings) into site/; --strict: a broken link or a missing
+# API reference fails the build. Offline: no web fonts or scripts (see mkdocs.yml).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict -d site
 
 # Unit and integration tests (every extra included).  The learning tests (training to return
 # thresholds) and the few integration tests of a minute or more are `make test-long`; CI
@@ -88,4 +93,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache

@@ -28,6 +28,11 @@ from pgrl.policies.actor_critic import check_spaces
 
 
 class Algorithm(abc.ABC):
+    """The base of every pgrl algorithm: construct, ``learn``, ``predict``, ``save`` and ``load`` as in SB3.
+
+    ``Algorithm.load(path)`` loads a model of any algorithm; ``PPO.load(path)`` checks that the file is PPO's.
+    """
+
     name: ClassVar[str]
     config_class: ClassVar[type[AlgoConfig]]
     rollout_mode: ClassVar[Literal["steps", "episodes"]] = "steps"
@@ -120,6 +125,7 @@ class Algorithm(abc.ABC):
         return collection.collect(self)
 
     def get_env(self):
+        """The pgrl VecEnv this model trains on (None for a model loaded without an env)."""
         return self.env  # a pgrl VecEnv
 
     def set_env(self, env) -> None:
@@ -163,10 +169,13 @@ class Algorithm(abc.ABC):
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
+        """Write the model as one safetensors file, its config and spaces in the header (".safetensors" added)."""
         return checkpoint.save_model(self, Path(path))
 
     @classmethod
     def load(cls, path: str | Path, env: Any = None, device: str = "auto", **overrides):
+        """The model saved at ``path`` (a model file or a checkpoint), with ``env`` to train on and config
+        ``overrides``."""
         return checkpoint.load_model(cls, Path(path), env=env, device=device, overrides=overrides)
 
     def get_parameters(self) -> dict[str, dict[str, Any]]:
