@@ -75,7 +75,7 @@ def eval_episodes(env_id: str) -> int:
 
 
 def run_name(case: Case, seed: int) -> str:
-    """How logs, status files and the README name one run: `ppo Hopper-v5 s0`, `ppo Hopper-v5 zoo s0`."""
+    """How logs, status files and the results page name one run: `ppo Hopper-v5 s0`, `ppo Hopper-v5 zoo s0`."""
     preset = "" if case.preset == "default" else f" {case.preset}"
     return f"{case.algo} {case.env_id}{preset} s{seed}"
 
@@ -161,7 +161,7 @@ def plan(cases: list[Case], seeds: list[int], with_ratio: bool):
     return jobs
 
 
-# -- the README section ---------------------------------------------------------------------------
+# -- the results page section -----------------------------------------------------------------------
 
 
 def load_results(out: Path) -> list[dict]:
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
     names = [RATIO if job == RATIO else run_name(job, seed) for job, seed in jobs]
     print(f"machine: {machine()}; date: {today()}; {len(jobs)} runs: {', '.join(names)}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    status_file = args.out / f"status-{os.getpid()}.json"  # what this process runs, for the README
+    status_file = args.out / f"status-{os.getpid()}.json"  # what this process runs, for the results page
     for i, ((job, seed), name) in enumerate(zip(jobs, names, strict=True)):
         steps = args.ratio_steps if job == RATIO else int(args.steps) if args.steps else job.steps
         path = (args.out / f"ratio_{RATIO_ENV}_s{seed}_{steps}.json" if job == RATIO
@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}: already done ({path})", flush=True)
             continue
         write_json(status_file, {"pid": os.getpid(), "running": name, "queued": names[i + 1:]})
-        refresh()  # the README says what runs now
+        refresh()  # the results page says what runs now
         if job == RATIO:
             result = run_ratio(seed, steps, args.out, args.ratio_repeats)
             print(f"{name}: pgrl {result['pgrl_steps_per_second']:.0f} steps/s, SB3 "
