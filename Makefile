@@ -7,10 +7,10 @@ STAMP  := $(VENV)/.pgrl-installed
 # an open `torch` requirement would pull the newest release with several GB of CUDA packages.
 TORCH  := torch==2.13.0
 PYTEST_ARGS ?=
-# Every extra is installed for the tests, so CI exercises each of them (see README "Install").
-EXTRAS := dev,bench,mujoco,box2d,ray,atari,record,export
+# Every extra is installed for the tests, so CI exercises each of them (`make test` also builds the docs site).
+EXTRAS := dev,bench,mujoco,box2d,ray,atari,record,export,docs
 
-.PHONY: install demo browser test test-long test-all bench bench-learning bench-compare bench-control bench-seeds bench-ray bench-atari bench-masking bench-recurrent bench-jax lint clean
+.PHONY: install demo browser docs test test-long test-all bench bench-learning bench-compare bench-control bench-seeds bench-ray bench-atari bench-masking bench-recurrent bench-jax lint clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ browser:
 	  $$SUDO apt-get update -q && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
 
+# The docs site (MkDocs + Material + mkdocstrings) into site/; --strict: a broken link or a missing
+# API reference fails the build. Offline: no web fonts or scripts (see mkdocs.yml).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict -d site
+
 # Unit and integration tests (every extra included).  The learning tests (training to return
 # thresholds) and the few integration tests of a minute or more are `make test-long`; CI
 # (.ci/run) runs both, `make test-all` too.
@@ -42,12 +47,12 @@ test-long: $(STAMP) browser
 
 test-all: test test-long
 
-# Side-by-side speed against Stable-Baselines3 (README "Speed"); about 10 minutes.
+# Side-by-side speed against Stable-Baselines3 (docs/speed.md); about 10 minutes.
 # The pgrl[bench] extra (Stable-Baselines3) is part of the install, so its smoke test runs in CI.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.speed --seeds 5
 
-# Steps and seconds each preset needs to solve CartPole-v1 / Pendulum-v1 (README "Learning").
+# Steps and seconds each preset needs to solve CartPole-v1 / Pendulum-v1 (docs/results.md).
 bench-learning: $(STAMP)
 	$(BIN)/python -m benchmarks.learning_table --seeds 0
 
@@ -55,21 +60,21 @@ bench-learning: $(STAMP)
 bench-compare: $(STAMP)
 	$(BIN)/python -m benchmarks.compare_cartpole --seeds 3 --out runs/compare_cartpole
 
-# PPO steps/s in-process vs through Ray with 1 and 2 workers, same total envs (README "Distributed (Ray)").
+# PPO steps/s in-process vs through Ray with 1 and 2 workers, same total envs (docs/distributed.md).
 bench-ray: $(STAMP)
 	$(BIN)/python -m benchmarks.ray_scaling
 
-# Continuous control and Box2D table (README "Continuous control"): PPO on MuJoCo and LunarLander at
+# Continuous control and Box2D table (docs/results.md, "Continuous control"): PPO on MuJoCo and LunarLander at
 # 1M steps, Pendulum for PPO/TRPO/A2C, 3 seeds, SB3 ratio; hours on 2 cores. Results go to
 # runs/bench_control/ one JSON per run; `--only ENV --seeds 0` runs a part.
 bench-control: $(STAMP)
 	$(BIN)/python -m benchmarks.control
 
-# Masked PPO vs sb3-contrib's MaskablePPO, steps/s and steps to threshold (README "Action masks"); ~5 minutes.
+# Masked PPO vs sb3-contrib's MaskablePPO, steps/s and steps to threshold (docs/environments.md, "Action masks"); ~5 minutes.
 bench-masking: $(STAMP)
 	$(BIN)/python -m benchmarks.masking --repeats 2
 
-# PPO with an LSTM policy vs sb3-contrib's RecurrentPPO on CartPoleNoVel-v1 (README "Memory"); ~40 minutes.
+# PPO with an LSTM policy vs sb3-contrib's RecurrentPPO on CartPoleNoVel-v1 (docs/environments.md, "Memory"); ~40 minutes.
 bench-recurrent: $(STAMP)
 	$(BIN)/python -m benchmarks.recurrent --repeats 2 --seeds 2
 
@@ -85,7 +90,7 @@ $(JAX_VENV)/.installed:
 bench-jax: $(STAMP) $(JAX_VENV)/.installed
 	$(BIN)/python -m benchmarks.jax_compare --jax-python $(JAX_VENV)/bin/python --repeats 3
 
-# K seeds of PPO trained as one batch vs one seed alone (README "Many seeds at once"); ~10 minutes.
+# K seeds of PPO trained as one batch vs one seed alone (docs/speed.md, "Many seeds at once"); ~10 minutes.
 bench-seeds: $(STAMP)
 	$(BIN)/python -m benchmarks.batched_seeds --seeds 8 --repeats 3
 
@@ -100,4 +105,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache

@@ -1,4 +1,4 @@
-"""Continuous control and Box2D: the benchmark table (README "Continuous control").
+"""Continuous control and Box2D: the benchmark table (docs/results.md, "Continuous control").
 
 PPO on HalfCheetah-v5, Hopper-v5, Walker2d-v5 (MuJoCo) and LunarLander-v3 (Box2D) at 1M env
 steps, and PPO / TRPO / A2C on Pendulum-v1 at 1e5 steps, each with its `default` preset and
@@ -7,12 +7,12 @@ steps/s ratio (an equal, shorter run of each).  After training, each model is ev
 on Gymnasium's own env (10 episodes; 20 on Pendulum-v1) with its saved normalization statistics.
 
 Every finished run writes one JSON file under --out (so parts can run separately, and a run that
-is stopped loses only the run in progress); the README section between the bench-control
+is stopped loses only the run in progress); the section of docs/results.md between the bench-control
 markers is regenerated from whatever results exist after each run (rows not run say so).
 
     .venv/bin/python -m benchmarks.control                       # the whole table (hours on 2 cores)
     .venv/bin/python -m benchmarks.control --only Hopper-v5 --seeds 0 --steps 100000
-    .venv/bin/python -m benchmarks.control --readme-only         # regenerate the README section
+    .venv/bin/python -m benchmarks.control --readme-only         # regenerate the section of docs/results.md
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ CASES = [
     Case("ppo", "Pendulum-v1", 100_000, -200.0, preset="zoo"),
     Case("trpo", "Pendulum-v1", 100_000, -250.0),
     Case("a2c", "Pendulum-v1", 100_000, -250.0, miss_note="A2C takes one gradient step per rollout; its preset "
-         "reaches -179 only at 2e6 steps (README \"Learning results\"), and no setting tried reaches -250 "
+         "reaches -179 only at 2e6 steps (\"Learning results\" above), and no setting tried reaches -250 "
          "at 1e5 across seeds (see below)"),
     Case("ppo", "LunarLander-v3", 1_000_000, 200.0, "rl-zoo PPO ~240 (LunarLander-v2, 1M)"),
     Case("ppo", "HalfCheetah-v5", 1_000_000, 3000.0,
@@ -75,7 +75,7 @@ def eval_episodes(env_id: str) -> int:
 
 
 def run_name(case: Case, seed: int) -> str:
-    """How logs, status files and the README name one run: `ppo Hopper-v5 s0`, `ppo Hopper-v5 zoo s0`."""
+    """How logs, status files and the results page name one run: `ppo Hopper-v5 s0`, `ppo Hopper-v5 zoo s0`."""
     preset = "" if case.preset == "default" else f" {case.preset}"
     return f"{case.algo} {case.env_id}{preset} s{seed}"
 
@@ -161,7 +161,7 @@ def plan(cases: list[Case], seeds: list[int], with_ratio: bool):
     return jobs
 
 
-# -- the README section ---------------------------------------------------------------------------
+# -- the results page section -----------------------------------------------------------------------
 
 
 def load_results(out: Path) -> list[dict]:
@@ -292,9 +292,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ratio-steps", type=int, default=10_240, help="length of each side of an SB3 ratio pair")
     parser.add_argument("--ratio-repeats", type=int, default=3, help="pgrl/SB3 pairs, alternating; median ratio")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_control"))
-    parser.add_argument("--readme", type=Path, default=Path("README.md"))
-    parser.add_argument("--no-readme", action="store_true", help="do not touch the README")
-    parser.add_argument("--readme-only", action="store_true", help="only regenerate the README section")
+    parser.add_argument("--readme", type=Path, default=Path("docs/results.md"), help="the page with the markers")
+    parser.add_argument("--no-readme", action="store_true", help="do not touch the results page")
+    parser.add_argument("--readme-only", action="store_true", help="only regenerate the results page's section")
     parser.add_argument("--force", action="store_true", help="run again even when a result file exists")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
     names = [RATIO if job == RATIO else run_name(job, seed) for job, seed in jobs]
     print(f"machine: {machine()}; date: {today()}; {len(jobs)} runs: {', '.join(names)}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    status_file = args.out / f"status-{os.getpid()}.json"  # what this process runs, for the README
+    status_file = args.out / f"status-{os.getpid()}.json"  # what this process runs, for the results page
     for i, ((job, seed), name) in enumerate(zip(jobs, names, strict=True)):
         steps = args.ratio_steps if job == RATIO else int(args.steps) if args.steps else job.steps
         path = (args.out / f"ratio_{RATIO_ENV}_s{seed}_{steps}.json" if job == RATIO
@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}: already done ({path})", flush=True)
             continue
         write_json(status_file, {"pid": os.getpid(), "running": name, "queued": names[i + 1:]})
-        refresh()  # the README says what runs now
+        refresh()  # the results page says what runs now
         if job == RATIO:
             result = run_ratio(seed, steps, args.out, args.ratio_repeats)
             print(f"{name}: pgrl {result['pgrl_steps_per_second']:.0f} steps/s, SB3 "

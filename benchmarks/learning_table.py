@@ -4,7 +4,7 @@ Each run trains the preset's full budget with a fixed seed, exactly as the learn
 reports the final greedy return (Gymnasium's env; 100 episodes on CartPole-v1, 20 on Pendulum-v1)
 and the training seconds.  Along the way a greedy check every `--eval-every` steps (outside the
 timed training) records when the threshold (475; -200 for PPO and -250 for A2C on Pendulum-v1)
-was first reached.  Prints a Markdown table for the README.
+was first reached.  Prints a Markdown table for docs/results.md.
 
     .venv/bin/python -m benchmarks.learning_table --seeds 0
 """

@@ -1,4 +1,4 @@
-"""Masked PPO against sb3-contrib's MaskablePPO, side by side on one machine (README "Action masks").
+"""Masked PPO against sb3-contrib's MaskablePPO, side by side on one machine (docs/environments.md, "Action masks").
 
 The task is pgrl.envs.identity.InvalidActionEnv (Discrete(20), 15 of the 19 wrong actions invalid
 each step, masks from its action_masks() method, which both libraries read), 4 envs, the same

@@ -1,4 +1,4 @@
-"""PPO with an LSTM policy against sb3-contrib's RecurrentPPO, side by side (README "Memory").
+"""PPO with an LSTM policy against sb3-contrib's RecurrentPPO, side by side (docs/environments.md, "Memory").
 
 The task is CartPoleNoVel-v1 (CartPole-v1 with both velocities zeroed, pgrl.envs.pomdp) with
 rl-zoo's RecurrentPPO hyperparameters for it in both libraries (pgrl's preset for the id): 8

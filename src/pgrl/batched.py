@@ -9,7 +9,7 @@ its own random streams — initial weights, action and gSDE noise, minibatch ord
 resets are drawn exactly as ``PPO(..., seed=s).learn()`` draws them — and its own observation
 and reward statistics, adaptive KL coefficient and target-KL early stop, so seed s follows the
 run it would follow alone, up to the float rounding of batched matmuls.  On a small network the
-cost of a step is mostly per-op dispatch, which K seeds share: see README "Many seeds at once".
+cost of a step is mostly per-op dispatch, which K seeds share: see docs/speed.md, "Many seeds at once".
 
 With ``target_kl`` the seeds stop their epochs at different minibatches: the optimizer then
 steps per-seed views of the stacked parameters, and a stopped seed's views get no gradient, so

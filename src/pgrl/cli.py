@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=None,
-        help="torch CPU threads (default: $PGRL_NUM_THREADS or 1; see README 'Threads')",
+        help="torch CPU threads (default: $PGRL_NUM_THREADS or 1; see the docs' Speed page, docs/speed.md)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 

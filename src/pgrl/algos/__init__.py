@@ -8,5 +8,6 @@ from pgrl.algos.trpo import TRPO
 from pgrl.algos.vpg import VPG
 
 ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (REINFORCE, VPG, ActorCritic, A2C, A3C, PPO, TRPO)}
+"""Every algorithm class by its command-line name: "reinforce", "vpg", "actor_critic", "a2c", "a3c", "ppo", "trpo"."""
 
 __all__ = ["A2C", "A3C", "ALGORITHMS", "PPO", "REINFORCE", "TRPO", "VPG", "ActorCritic", "Algorithm"]

@@ -61,6 +61,8 @@ def advantage_actor_critic_loss(log_probs, entropy, values, advantages, returns,
 
 
 class A2C(Algorithm):
+    """Synchronous advantage actor-critic: one gradient step per rollout of n_steps x n_envs (SB3's A2C)."""
+
     name = "a2c"
     config_class = A2CConfig
     capabilities = Capabilities(recurrent=True)  # LSTM policies: one pass over every env's whole rollout

@@ -135,6 +135,8 @@ def nan_message(value: float, step: int) -> str:
 
 
 class A3C(Algorithm):
+    """Asynchronous advantage actor-critic: Hogwild! worker processes step shared optimizers without locks."""
+
     name = "a3c"
     config_class = A3CConfig
     capabilities = Capabilities(runner="hogwild", ray="gradients", devices=("cpu",), exact_resume=False,

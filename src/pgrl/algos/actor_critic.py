@@ -39,6 +39,8 @@ class ActorCriticConfig(AlgoConfig):
 
 
 class ActorCritic(Algorithm):
+    """One-step actor-critic: an actor and a critic update after every step, on the TD(0) error."""
+
     name = "actor_critic"
     config_class = ActorCriticConfig
     # Ray ships rollouts of n_steps x envs; a one-step update would wait on the cluster every step.

@@ -1,10 +1,7 @@
-"""The small shape every pgrl algorithm shares.
-
-``Algorithm(policy, env, **hparams)``, ``learn``, ``predict``, ``save`` and ``load`` with
-Stable-Baselines3's names.  A subclass declares its config model, its capabilities, whether it
-learns from fixed-length rollouts or whole episodes, and its ``update``.  The loop lives in
-pgrl.loops (the runners), the env and collector of a run in pgrl.loops.collection, the shared
-math in pgrl.algos.common.
+"""The small shape every pgrl algorithm shares: ``Algorithm(policy, env, **hparams)``, ``learn``, ``predict``,
+``save`` and ``load`` with Stable-Baselines3's names.  A subclass declares its config model, its capabilities, whether
+it learns from fixed-length rollouts or whole episodes, and its ``update``.  The loop lives in pgrl.loops (the
+runners), the env and collector of a run in pgrl.loops.collection, the shared math in pgrl.algos.common.
 """
 
 from __future__ import annotations
@@ -28,6 +25,7 @@ from pgrl.policies.actor_critic import check_spaces
 
 
 class Algorithm(abc.ABC):
+    """The base of every pgrl algorithm (SB3's shape); ``Algorithm.load(path)`` loads a model of any algorithm."""
     name: ClassVar[str]
     config_class: ClassVar[type[AlgoConfig]]
     rollout_mode: ClassVar[Literal["steps", "episodes"]] = "steps"
@@ -120,6 +118,7 @@ class Algorithm(abc.ABC):
         return collection.collect(self)
 
     def get_env(self):
+        """The pgrl VecEnv this model trains on (None for a model loaded without an env)."""
         return self.env  # a pgrl VecEnv
 
     def set_env(self, env) -> None:
@@ -135,11 +134,10 @@ class Algorithm(abc.ABC):
     def learn(self, total_timesteps: int | None = None, *, progress_bar: bool = False,
               log_dir: str | Path | None = None, callback=None, checkpointer=None,
               resume_state: dict[str, Any] | None = None, reset_num_timesteps: bool = True) -> Algorithm:
-        """Train for ``total_timesteps`` env steps (default: the preset's n_timesteps) with the
-        runner of ``capabilities.runner``.  ``checkpointer``: a pgrl.checkpoint.Checkpointer;
-        ``resume_state``: what pgrl.checkpoint.load_checkpoint returned (the budget then counts
-        from the resumed run's start).  ``reset_num_timesteps`` (SB3's): count from 0 again, not
-        from the last ``learn``'s end (the envs' episodes go on either way)."""
+        """Train for ``total_timesteps`` env steps (default: the preset's n_timesteps) with the runner of
+        ``capabilities.runner``.  ``checkpointer``: a pgrl.checkpoint.Checkpointer; ``resume_state``: what
+        pgrl.checkpoint.load_checkpoint returned (the budget then counts from the resumed run's start).
+        ``reset_num_timesteps`` (SB3's): count from 0 again, not from the last ``learn``'s end (episodes go on)."""
         from pgrl.loops import run
 
         if reset_num_timesteps and resume_state is None:
@@ -163,10 +161,12 @@ class Algorithm(abc.ABC):
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
+        """Write the model as one safetensors file, its config and spaces in the header (".safetensors" added)."""
         return checkpoint.save_model(self, Path(path))
 
     @classmethod
     def load(cls, path: str | Path, env: Any = None, device: str = "auto", **overrides):
+        """The model saved at ``path`` (a model file or a checkpoint), with ``env`` to train on and ``overrides``."""
         return checkpoint.load_model(cls, Path(path), env=env, device=device, overrides=overrides)
 
     def get_parameters(self) -> dict[str, dict[str, Any]]:

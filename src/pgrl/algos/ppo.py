@@ -134,6 +134,8 @@ def adapt_kl_coef(kl_coef, measured, kl_target: float):
 
 
 class PPO(Algorithm):
+    """Proximal policy optimization: clipped surrogate over minibatch epochs of each rollout (SB3's PPO)."""
+
     name = "ppo"
     config_class = PPOConfig
     # pgrl.batched trains K seeds through ppo_loss; LSTM policies get whole-sequence minibatches (common.batches)

@@ -38,6 +38,8 @@ def monte_carlo_terms(algo: Algorithm, rollout, normalize_returns: bool):
 
 
 class REINFORCE(Algorithm):
+    """Monte-Carlo policy gradient on whole episodes, without a baseline."""
+
     name = "reinforce"
     config_class = REINFORCEConfig
     capabilities = Capabilities(recurrent_note="It learns from whole episodes of a feed-forward policy; "

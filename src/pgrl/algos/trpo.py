@@ -75,6 +75,8 @@ def fisher_vector_product(mean_kl: torch.Tensor, params, damping: float):
 
 
 class TRPO(Algorithm):
+    """Trust-region policy optimization: a natural-gradient step within a KL bound, and a regressed critic."""
+
     name = "trpo"
     config_class = TRPOConfig
     capabilities = Capabilities(recurrent_note="Its conjugate-gradient and line-search passes re-run the whole batch "

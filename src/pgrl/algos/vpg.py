@@ -44,6 +44,8 @@ class VPGConfig(AlgoConfig):
 
 
 class VPG(Algorithm):
+    """Vanilla policy gradient: REINFORCE with a learned state-value baseline and an entropy bonus."""
+
     name = "vpg"
     config_class = VPGConfig
     capabilities = Capabilities(recurrent_note="Its critic is fitted by many small value steps on shuffled samples, "

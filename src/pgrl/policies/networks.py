@@ -123,7 +123,7 @@ class _SigmoidTanh(torch.autograd.Function):
 
 class FastTanh(nn.Module):
     """tanh as 2·sigmoid(2x) − 1: on this CPU build torch.tanh is several times slower than
-    torch.sigmoid on the [K, B, 64] activations of stacked seeds (README "Many seeds at once");
+    torch.sigmoid on the [K, B, 64] activations of stacked seeds (docs/speed.md, "Many seeds at once");
     the backward reuses tanh's own kernel on the saved output."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
