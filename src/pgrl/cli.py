@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-episodes", type=int, default=10, help="greedy episodes after training (0: none)"
     )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--wandb", action="store_true", help="log to Weights & Biases too (pgrl[wandb]; docs/tune.md)")
+    train.add_argument("--wandb-project", default=None, metavar="P", help="W&B project (default pgrl)")
+    train.add_argument("--wandb-offline", action="store_true", help="keep the W&B run offline (RUN/wandb)")
     train.add_argument(
         "--checkpoint-every", type=float, default=None, metavar="N",
         help="write a training checkpoint every N env steps into RUN/checkpoints (and at the end)",
@@ -134,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pgrl.studies.cli import add_study_parser
 
     add_study_parser(sub)  # pgrl study grad-variance | gae-lambda
+    from pgrl.tune import add_tune_parser
+
+    add_tune_parser(sub)  # pgrl tune ALGO ENV
     return parser
 
 
@@ -218,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                     env_kwargs=parse_overrides(args.env_kwargs, "--env-kwargs"),
                     env_wrappers=args.env_wrapper,
                     gym_packages=args.gym_package,
+                    wandb={"project": args.wandb_project, "offline": args.wandb_offline} if args.wandb else None,
                 )
             print(
                 f"trained {summary['algo']} on {summary['env_id']} for {summary['num_timesteps']:,} steps "
@@ -255,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
             from pgrl.studies.cli import run_study
 
             return run_study(args)
+        elif args.command == "tune":
+            from pgrl.tune import run_tune
+
+            return run_tune(args)
         elif args.command == "eval":
             model, mean, std = runs.eval_run(
                 args.run_dir, args.episodes, args.deterministic, args.seed, args.env_backend, args.device
