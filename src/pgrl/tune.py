@@ -477,6 +477,8 @@ def _plot_importances(study, path: Path) -> Path:
     from pgrl.report_plots import _pyplot
 
     optuna = _optuna()
+    if len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) < 2:
+        raise ValueError("importances need two or more completed trials")
     importances = optuna.importance.get_param_importances(study)
     if not importances:
         raise ValueError("no parameter varied across the completed trials")

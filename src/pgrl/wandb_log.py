@@ -88,6 +88,8 @@ class WandbCallback(BaseCallback):
             if _is_number(value) or isinstance(value, str):
                 self.run.summary[key] = value
         self.run.finish()
+        if wandb.run is None:  # no other W&B run in this process: stop W&B's service, which completes the
+            wandb.teardown()   # run's .wandb file (finish alone can return before it is written)
 
     @property
     def files_dir(self) -> Path:

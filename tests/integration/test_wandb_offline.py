@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import struct
 from pathlib import Path
 
@@ -47,18 +48,20 @@ def test_offline_run_holds_the_metrics_csv_keys(tmp_path, monkeypatch):
     files = list((run / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(files) == 1, list((run / "wandb").rglob("*"))
     records = list(wandb_records(files[0]))
-    history = [{item.key or "/".join(item.nested_key): item.value_json for item in r.history.item}
+    history = [{item.key or item.nested_key[0]: item.value_json for item in r.history.item}
                for r in records if r.WhichOneof("record_type") == "history"]
-    metric_rows = [h for h in history if not any(k.startswith("figures/") for k in h)]
+    metric_rows = [h for h in history if any(not k.startswith(("_", "figures/")) for k in h)]
     with (run / "metrics.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     columns = set(rows[0]) - {"step"}
-    logged = {k for h in metric_rows for k in h if not k.startswith("_")}
+    logged = {k for h in metric_rows for k in h if not k.startswith(("_", "figures/"))}
     assert logged == columns
     assert [int(h["_step"]) for h in metric_rows] == [int(float(r["step"])) for r in rows]
-    assert any("figures/learning_curve" in h for h in history)  # the run folder's PNG
-    config = [r.config for r in records if r.WhichOneof("record_type") == "config"]
-    keys = {item.key for c in config for item in c.update}
-    assert {"algo", "env_id", "config"} <= keys
+    assert any("figures/learning_curve" in h for h in history)  # the run folder's PNG, kept with the run
+    assert list(files[0].parent.glob("files/media/images/figures/learning_curve_*.png"))
     run_record = next(r.run for r in records if r.WhichOneof("record_type") == "run")
     assert run_record.project == "pgrl-test"
+    config = {item.key: json.loads(item.value_json) for item in run_record.config.update}  # the run's config.json
+    saved = json.loads((run / "config.json").read_text())
+    assert config["algo"] == "ppo" and config["env_id"] == "CartPole-v1"
+    assert config["config"] == saved["config"]
