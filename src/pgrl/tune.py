@@ -345,8 +345,8 @@ def _requeue_interrupted(study) -> None:
     """Trials a killed session left RUNNING are marked FAIL and their values queued again."""
     optuna = _optuna()
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study._storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
         study._storage.set_trial_user_attr(trial._trial_id, "error", INTERRUPTED)
+        study._storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
         if trial.params:
             study.enqueue_trial(trial.params, skip_if_exists=True)
 
