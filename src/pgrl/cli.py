@@ -1,4 +1,4 @@
-"""`pgrl train | eval | compare | report | study`: argument parsing only; the work is elsewhere (pgrl.runs, ...)."""
+"""`pgrl train | eval | compare | report | study | tune`: argument parsing only; the work is elsewhere (pgrl.runs, ...)."""
 
 from __future__ import annotations
 
@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                     raise PGRLError(
                         "pgrl train --resume RUN_DIR takes no ALGO or ENV_ID; they come from RUN_DIR/config.json"
                     )
+                if args.wandb:
+                    raise PGRLError("--wandb logs new runs only; drop it from pgrl train --resume")
                 if args.env_kwargs or args.env_wrapper or args.gym_package:
                     raise PGRLError(
                         "pgrl train --resume takes --env-kwargs, --env-wrapper and --gym-package from "
