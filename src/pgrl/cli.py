@@ -1,4 +1,4 @@
-"""`pgrl train | eval | compare | report | study | tune`: argument parsing only; the work is elsewhere (pgrl.runs, ...)."""
+"""`pgrl train | eval | compare | report | study | tune`: argument parsing only; the work is elsewhere."""
 
 from __future__ import annotations
 

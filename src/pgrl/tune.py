@@ -1,7 +1,7 @@
 """`pgrl tune ALGO ENV`: hyperparameter search with Optuna, resumable, with a preset and a report.
 
 Every trial trains ALGO on ENV from the preset for (ALGO, ENV) with values sampled from a search
-space (rl-zoo's by default: presets/search_spaces.yaml, which documents the format), evaluates the
+space (rl-zoo's by default: search_spaces.yaml, which documents the format), evaluates the
 greedy policy ``n_evaluations`` times during training and reports each mean return to Optuna, whose
 pruner (median: below the median of earlier trials at the same evaluation) may stop it early.  A
 trial's value is its last evaluation.
@@ -58,8 +58,8 @@ def _optuna():
 
 
 def default_search_space(algo: str) -> dict[str, Any]:
-    """rl-zoo's ranges for ALGO as pgrl writes them (presets/search_spaces.yaml)."""
-    table = yaml.safe_load((resources.files("pgrl") / "presets" / "search_spaces.yaml").read_text())
+    """rl-zoo's ranges for ALGO as pgrl writes them (search_spaces.yaml)."""
+    table = yaml.safe_load((resources.files("pgrl") / "search_spaces.yaml").read_text())
     return dict(table.get(algo) or {})
 
 
@@ -74,7 +74,7 @@ def search_space(algo: str, path: str | Path | None = None) -> dict[str, Any]:
                 space[key] = spec
     if not space:
         raise ConfigError(f"pgrl has no default search space for {algo}; pass --search-space FILE (see "
-                          "presets/search_spaces.yaml for the format)")
+                          "src/pgrl/search_spaces.yaml for the format)")
     for key, spec in space.items():
         _check_spec(key, spec)
     return space
@@ -190,10 +190,10 @@ class TrialEvalCallback(BaseCallback):
 
     needs_steps = False
 
-    def __init__(self, trial, eval_every: int, episodes: int, start_step: int = 0):
+    def __init__(self, trial, eval_every: int, episodes: int):
         super().__init__()
         self.trial, self.eval_every, self.episodes = trial, eval_every, episodes
-        self.next_eval = start_step + eval_every
+        self.next_eval = eval_every
         self.evaluations: list[tuple[int, float]] = []
         self.pruned = False
 
@@ -359,13 +359,7 @@ def trial_rows(study, space: dict[str, Any]) -> tuple[list[str], list[list]]:
     columns = ["number", "state", "value", "steps", "seconds", *keys, "error"]
     rows = []
     for t in study.trials:
-        hparams = json.loads(t.user_attrs.get("hparams", "{}"))
-        values = []
-        for key in keys:
-            node: Any = hparams
-            for part in key.split("."):
-                node = node.get(part) if isinstance(node, dict) else None
-            values.append(json.dumps(node) if isinstance(node, list | dict) else node)
+        values = [json.dumps(v) if isinstance(v, list | dict) else v for v in sample_values(t, space).values()]
         value = t.value if t.value is not None else (t.intermediate_values[max(t.intermediate_values)]
                                                      if t.intermediate_values else None)
         rows.append([t.number, t.state.name, value, t.user_attrs.get("steps"), t.user_attrs.get("seconds"),
@@ -432,7 +426,7 @@ def write_tune_report(out: Path, study, settings: TuneSettings, columns, rows, c
 
 
 def sample_values(trial, space: dict[str, Any]) -> dict[str, Any]:
-    """The tuned keys' values of a finished trial (from its saved hyperparameters)."""
+    """The tuned keys' values of a trial (from its saved hyperparameters; None where it saved none)."""
     hparams = json.loads(trial.user_attrs.get("hparams", "{}"))
     values = {}
     for key, spec in space.items():
@@ -494,11 +488,6 @@ def _plot_importances(study, path: Path) -> Path:
     return path
 
 
-def read_trials_csv(path: str | Path) -> list[dict[str, str]]:
-    with Path(path).open(newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 # -- command line -------------------------------------------------------------------------------------
 
 
@@ -515,7 +504,7 @@ def add_tune_parser(subparsers):
     tune_parser.add_argument("--storage", default=None, metavar="sqlite:///FILE",
                              help="Optuna storage (default sqlite:///OUT/study.db)")
     tune_parser.add_argument("--search-space", default=None, metavar="YAML",
-                             help="distributions replacing or adding to the default space (presets/search_spaces.yaml)")
+                             help="distributions replacing or adding to the default space (search_spaces.yaml)")
     tune_parser.add_argument("--total-timesteps", type=float, default=50_000, metavar="N",
                              help="env steps per trial (default 50000)")
     tune_parser.add_argument("--n-evaluations", type=int, default=4, help="greedy evaluations per trial (default 4)")

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import optuna
-import pytest
 import yaml
 
 from pgrl.cli import main
@@ -71,7 +70,6 @@ def _finished(db: Path) -> dict[int, tuple[str, float | None, dict]]:
     return {t.number: (t.state.name, t.value, t.params) for t in trials if t.state.name in ("COMPLETE", "PRUNED")}
 
 
-@pytest.mark.slow
 def test_sigkill_then_resume_keeps_every_finished_trial(tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text(FIXED + "learning_rate: {float: [0.0001, 0.01], log: true}\n")

@@ -10,7 +10,7 @@ import pytest
 from pgrl.cli import main
 from pgrl.runs import train_run
 
-# rl-zoo's PPO space (presets/search_spaces.yaml), with n_steps, batch_size and n_epochs held to the
+# rl-zoo's PPO space (search_spaces.yaml), with n_steps, batch_size and n_epochs held to the
 # quick end of its ranges so that a trial of 30,000 steps takes seconds on one core
 SPACE = ("n_steps: {int: [3, 7], transform: pow2}\nbatch_size: {int: [5, 8], transform: pow2}\n"
          "n_epochs: {choices: [5, 10]}\n")
