@@ -15,7 +15,7 @@ OUT holds::
     best.yaml     the best trial as a config file for `pgrl train ALGO ENV --config best.yaml`
     report.html   optimization history and parameter importances (PNGs embedded), the best values, the trials
 
-Trials run in threads (``n_jobs``, Optuna's own parallelism) in one process.
+With ``n_jobs`` J > 1, J processes share the study through its storage (one torch thread each).
 """
 
 from __future__ import annotations
@@ -258,7 +258,7 @@ def make_objective(settings: TuneSettings):
 
 def _sampler(settings: TuneSettings, resumed: int):
     optuna = _optuna()
-    seed = settings.seed + 1000 * resumed  # a resumed session draws fresh points, not the first session's again
+    seed = settings.seed + 1000 * resumed  # a resumed session (or another process) draws fresh points
     if settings.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(n_startup_trials=settings.n_startup_trials, multivariate=True, seed=seed)
@@ -300,7 +300,7 @@ def tune(settings: TuneSettings | None, out: str | Path | None = None, *, timeou
          show_progress: bool = False) -> TuneResult:
     """Run a study until it holds ``settings.trials`` finished trials or ``timeout`` seconds pass, then
     write trials.csv, best.yaml and report.html.  ``resume`` (an earlier OUT) continues that study with
-    its saved settings instead (``trials``, ``n_jobs``: the new total and threads)."""
+    its saved settings instead (``trials``, ``n_jobs``: the new total and processes)."""
     optuna = _optuna()
     if resume is not None:
         out, settings, resumed = _resume_settings(Path(resume), trials, n_jobs)
@@ -313,13 +313,53 @@ def tune(settings: TuneSettings | None, out: str | Path | None = None, *, timeou
     study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize",
                                 sampler=_sampler(settings, resumed), pruner=_pruner(settings), load_if_exists=True)
     _requeue_interrupted(study)
-    remaining = settings.trials - len(finished_trials(study))
-    if remaining > 0:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.optimize(make_objective(settings), n_trials=remaining, timeout=timeout, n_jobs=settings.n_jobs,
-                           catch=(PGRLError,), gc_after_trial=False, show_progress_bar=show_progress)
+    if settings.trials > len(finished_trials(study)):
+        if settings.n_jobs == 1:
+            _optimize(study, settings, timeout, show_progress)
+        else:
+            _optimize_in_processes(settings, storage, resumed, timeout)
+        study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
     return write_outputs(study, settings, out)
+
+
+def _optimize(study, settings: TuneSettings, timeout: float | None, show_progress: bool = False) -> None:
+    """Trials in this process until the study holds ``settings.trials`` finished ones (other
+    processes' included) or ``timeout`` passes."""
+    optuna = _optuna()
+
+    def enough(study, trial) -> None:
+        if len(finished_trials(study)) >= settings.trials:
+            study.stop()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.optimize(make_objective(settings), n_trials=settings.trials - len(finished_trials(study)),
+                       timeout=timeout, catch=(PGRLError,), callbacks=[enough], gc_after_trial=False,
+                       show_progress_bar=show_progress)
+
+
+def _worker(settings: dict[str, Any], storage: str, seed_offset: int, timeout: float | None) -> None:
+    """One of --n-jobs processes: its own sampler seed and torch thread, the shared study in ``storage``."""
+    import torch
+
+    torch.set_num_threads(1)
+    settings = TuneSettings(**settings)
+    study = _optuna().load_study(study_name=STUDY_NAME, storage=storage, sampler=_sampler(settings, seed_offset),
+                                 pruner=_pruner(settings))
+    _optimize(study, settings, timeout)
+
+
+def _optimize_in_processes(settings: TuneSettings, storage: str, resumed: int, timeout: float | None) -> None:
+    """--n-jobs J: J processes share the study through its storage (a process each, not threads: torch's
+    global random state would mix concurrent trials' seeds).  Up to J - 1 trials may run past the total."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(settings.n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        jobs = [pool.submit(_worker, asdict(settings), storage, resumed * 100 + 1 + i, timeout)
+                for i in range(settings.n_jobs)]
+        for job in jobs:
+            job.result()
 
 
 def _resume_settings(out: Path, trials: int | None, n_jobs: int) -> tuple[Path, TuneSettings, int]:
@@ -498,7 +538,7 @@ def add_tune_parser(subparsers):
     tune_parser.add_argument("env_id", nargs="?", help="Gymnasium environment id, e.g. CartPole-v1")
     tune_parser.add_argument("--trials", type=int, default=None, help="finished trials to reach (default 50)")
     tune_parser.add_argument("--timeout", type=float, default=None, metavar="S", help="stop starting trials after S s")
-    tune_parser.add_argument("--n-jobs", type=int, default=1, metavar="J", help="trials at once, in threads")
+    tune_parser.add_argument("--n-jobs", type=int, default=1, metavar="J", help="trials at once, one process each")
     tune_parser.add_argument("--sampler", default="tpe", choices=SAMPLERS)
     tune_parser.add_argument("--pruner", default="median", choices=PRUNERS)
     tune_parser.add_argument("--storage", default=None, metavar="sqlite:///FILE",

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 import yaml
 
 from pgrl.cli import main
@@ -108,3 +109,22 @@ def test_sigkill_then_resume_keeps_every_finished_trial(tmp_path):
         rows = list(csv.DictReader(handle))
     assert sum(r["state"] in ("COMPLETE", "PRUNED") for r in rows) == 6
     assert all(r["error"].startswith("interrupted") for r in rows if r["state"] == "FAIL")
+
+
+@pytest.mark.slow
+def test_parallel_trials_in_processes_are_reproducible(tmp_path):
+    """--n-jobs 2: two processes share the study; trials of the same values give the same return."""
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE)
+    out = tmp_path / "tune"
+    assert main(["tune", "ppo", "CartPole-v1", "--trials", "4", "--n-jobs", "2", "--total-timesteps", "3072",
+                 "--n-evaluations", "2", "--eval-episodes", "3", "--pruner", "none", "--sampler", "random",
+                 "--search-space", str(space), "-o", str(out)]) == 0
+    with (out / "trials.csv").open(newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["state"] == "COMPLETE"]
+    assert 4 <= len(rows) <= 5  # one process may start a trial while the other finishes the fourth
+    by_rate: dict[str, set[str]] = {}
+    for row in rows:
+        by_rate.setdefault(row["learning_rate"], set()).add(row["value"])
+    assert all(len(values) == 1 for values in by_rate.values()), rows
+    assert any(len([r for r in rows if r["learning_rate"] == rate]) > 1 for rate in by_rate), rows
