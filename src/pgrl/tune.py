@@ -456,13 +456,19 @@ def write_tune_report(out: Path, study, settings: TuneSettings, columns, rows, c
                + ("\n" + "\n".join(notes) if notes else ""))
     best_rows = []
     if best_value is not None:
-        best_rows = [[key, json.dumps(value) if isinstance(value, list | dict) else value]
-                     for key, value in sample_values(study.best_trial, settings.space).items()]
+        best_rows = [[key, _shown(value)] for key, value in sample_values(study.best_trial, settings.space).items()]
     sections = [Section("Study", text=summary, images=images)]
     if best_rows:
         sections.append(Section("Best trial", tables=[(["hyperparameter", "value"], best_rows)]))
-    sections.append(Section("Trials", tables=[(columns, rows)]))
+    sections.append(Section("Trials", tables=[(columns, [[_shown(v) for v in row] for row in rows])]))
     return write_report_html(out / "report.html", f"pgrl tune: {settings.algo} on {settings.env_id}", sections)
+
+
+def _shown(value: Any) -> Any:
+    """A report cell: floats to 6 significant digits (a gamma of 0.9998 is not "1.00"), lists as JSON."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return json.dumps(value) if isinstance(value, list | dict) else value
 
 
 def sample_values(trial, space: dict[str, Any]) -> dict[str, Any]:
@@ -498,6 +504,7 @@ def _plot_history(study, path: Path) -> Path:
             line.append(best)
         ax.step([n for n, _ in complete], line, where="post", color="tab:green", label="best so far")
     ax.set_xlabel("trial")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("greedy return (last evaluation)")
     ax.set_title("optimization history (pruned trials: their last evaluation)")
     ax.grid(alpha=0.3)
