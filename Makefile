@@ -8,7 +8,9 @@ STAMP  := $(VENV)/.pgrl-installed
 TORCH  := torch==2.13.0
 PYTEST_ARGS ?=
 # Every extra is installed for the tests, so CI exercises each of them (`make test` also builds the docs site).
-EXTRAS := dev,bench,mujoco,box2d,ray,atari,record,export,docs
+EXTRAS := dev,bench,mujoco,box2d,ray,atari,record,export,docs,tune,wandb
+# rl-zoo's hyperparameter files for the rl-zoo tests (pyproject.toml, "tune"); its own requirements are not needed.
+RL_ZOO := rl_zoo3==2.9.2
 
 .PHONY: install demo browser docs test test-long test-all bench bench-learning bench-compare bench-control bench-seeds bench-ray bench-atari bench-masking bench-recurrent bench-jax lint clean
 
@@ -17,6 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]" "$(TORCH)"
+	$(BIN)/python -m pip install --quiet --no-deps "$(RL_ZOO)"
 	touch $(STAMP)
 
 install: $(STAMP)

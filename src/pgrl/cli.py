@@ -1,4 +1,4 @@
-"""`pgrl train | eval | compare | report | study`: argument parsing only; the work is elsewhere (pgrl.runs, ...)."""
+"""`pgrl train | eval | compare | report | study | tune`: argument parsing only; the work is elsewhere."""
 
 from __future__ import annotations
 
@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-episodes", type=int, default=10, help="greedy episodes after training (0: none)"
     )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--wandb", action="store_true", help="log to Weights & Biases too (pgrl[wandb]; docs/tune.md)")
+    train.add_argument("--wandb-project", default=None, metavar="P", help="W&B project (default pgrl)")
+    train.add_argument("--wandb-offline", action="store_true", help="keep the W&B run offline (RUN/wandb)")
     train.add_argument(
         "--checkpoint-every", type=float, default=None, metavar="N",
         help="write a training checkpoint every N env steps into RUN/checkpoints (and at the end)",
@@ -141,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pgrl.export import add_export_parser
 
     add_export_parser(sub)
+    from pgrl.tune import add_tune_parser
+
+    add_tune_parser(sub)  # pgrl tune ALGO ENV
     return parser
 
 
@@ -175,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                     raise PGRLError(
                         "pgrl train --resume RUN_DIR takes no ALGO or ENV_ID; they come from RUN_DIR/config.json"
                     )
+                if args.wandb:
+                    raise PGRLError("--wandb logs new runs only; drop it from pgrl train --resume")
                 if args.env_kwargs or args.env_wrapper or args.gym_package:
                     raise PGRLError(
                         "pgrl train --resume takes --env-kwargs, --env-wrapper and --gym-package from "
@@ -225,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                     env_kwargs=parse_overrides(args.env_kwargs, "--env-kwargs"),
                     env_wrappers=args.env_wrapper,
                     gym_packages=args.gym_package,
+                    wandb={"project": args.wandb_project, "offline": args.wandb_offline} if args.wandb else None,
                 )
             print(
                 f"trained {summary['algo']} on {summary['env_id']} for {summary['num_timesteps']:,} steps "
@@ -270,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
             from pgrl.record import run_record
 
             return run_record(args)
+        elif args.command == "tune":
+            from pgrl.tune import run_tune
+
+            return run_tune(args)
         elif args.command == "eval":
             model, mean, std = runs.eval_run(
                 args.run_dir, args.episodes, args.deterministic, args.seed, args.env_backend, args.device

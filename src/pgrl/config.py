@@ -335,7 +335,10 @@ def _preset_variants(algo: str, env_id: str) -> dict[str, Any]:
 def load_preset(algo: str, env_id: str, name: str = "default") -> dict[str, Any]:
     """The tuned hyperparameters for (algo, env_id); {} when pgrl has none and name is 'default'.
 
-    An id without an entry of its own takes its family's: every Atari game the "atari" entry."""
+    An id without an entry of its own takes its family's: every Atari game the "atari" entry.
+    ``none`` is no preset at all: the config classes' own defaults (what an rl-zoo file starts from)."""
+    if name == "none":
+        return {}
     variants = _preset_variants(algo, env_id)
     if name in variants:
         return dict(variants[name] or {})

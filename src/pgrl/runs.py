@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from pgrl import zoo
 from pgrl.algos import ALGORITHMS
 from pgrl.checkpoint import Checkpointer, checkpoint_files, newest_checkpoint, read_model_file
 from pgrl.config import load_config_file, merge, parse_overrides
@@ -78,8 +79,12 @@ def train_run(
     env_kwargs: dict[str, Any] | None = None,
     env_wrappers: list[str] | None = None,
     gym_packages: list[str] | None = None,
+    wandb: dict[str, Any] | None = None,
 ) -> tuple[Path, Any, dict[str, Any]]:
     """Train into a new run folder; returns (run_dir, model, summary).
+
+    ``wandb`` (keyword arguments of ``pgrl.wandb_log.WandbCallback``: project, offline) logs the
+    run to Weights & Biases as well: every metrics row, the config, the run folder's PNGs.
 
     ``gym_packages`` are imported first (modules that register envs); ``env_kwargs`` go to
     ``gym.make``; ``env_wrappers`` ("module:Class", innermost first) wrap each env copy.
@@ -94,7 +99,9 @@ def train_run(
     """
     cls = algorithm_class(algo_name)
     make_checkpointer(cls, Path("."), checkpoint_every, keep_checkpoints)  # validates before any work
-    hparams = merge(load_config_file(config_file) if config_file else {}, parse_overrides(overrides or []))
+    file_values, preset, env_kwargs, env_wrappers = _config_file_layer(
+        cls, env_id, config_file, preset, env_kwargs, env_wrappers)
+    hparams = merge(file_values, parse_overrides(overrides or []))
     env_options = {"env_kwargs": env_kwargs or None, "env_wrappers": list(env_wrappers or []) or None,
                    "gym_packages": list(gym_packages or []) or None}
     model = _build_model(cls, ray_options, env_id, env_options, seed=seed, device=device, preset=preset,
@@ -108,10 +115,45 @@ def train_run(
             **{key: value for key, value in env_options.items() if value is not None},
         )
         checkpointer = make_checkpointer(cls, run_dir, checkpoint_every, keep_checkpoints)
-        return _train_and_finish(
-            model, run_dir, total_timesteps, progress_bar, eval_episodes, checkpointer, resume_state=None,
-            callback=callback, ray_options=ray_options,
-        )
+        logger = None
+        if wandb is not None:
+            from pgrl.wandb_log import WandbCallback
+
+            logger = WandbCallback(run_dir, **wandb)
+            callback = logger if callback is None else [callback, logger]
+        try:
+            result = _train_and_finish(
+                model, run_dir, total_timesteps, progress_bar, eval_episodes, checkpointer, resume_state=None,
+                callback=callback, ray_options=ray_options,
+            )
+        except BaseException:
+            if logger is not None:
+                logger.finish()
+            raise
+        if logger is not None:
+            logger.finish(result[2])
+        return result
+
+
+def _config_file_layer(cls, env_id: str, config_file, preset: str, env_kwargs, env_wrappers):
+    """The --config file's hyperparameters, as (values, preset, env_kwargs, env_wrappers).
+
+    An rl-zoo file (env ids -> hyperparameters, pgrl.zoo) gives env_id's entry translated: it
+    replaces pgrl's preset (preset "none"), adds its env_kwargs and wrappers under the user's, and
+    warns once per key pgrl leaves out."""
+    if not config_file:
+        return {}, preset, env_kwargs, env_wrappers
+    values = load_config_file(config_file)
+    if not zoo.is_zoo_file(values, cls.config_class.model_fields):
+        return values, preset, env_kwargs, env_wrappers
+    if preset != "default":
+        raise ConfigError(f"--preset {preset} cannot be used with {config_file}, an rl-zoo file whose entry "
+                          "replaces pgrl's preset; drop --preset")
+    entry = zoo.translate(cls.name, env_id, values, cls.config_class.model_fields, f"config file {config_file}")
+    for note in entry.notes:
+        warnings.warn(note, zoo.ZooWarning, stacklevel=3)
+    return (entry.hparams, "none", {**entry.env_kwargs, **(env_kwargs or {})},
+            entry.env_wrappers + list(env_wrappers or []))
 
 
 def _ray_session(ray_options):
