@@ -96,3 +96,17 @@ def test_run_equals_calling_the_network_and_respects_hooks():
     net[0].register_forward_hook(lambda module, inputs, output: seen.append(output.shape))
     run(net, torch.randn(2, 6))
     assert seen == [torch.Size([2, 16])]  # a hooked layer is called as a module, so its hook runs
+
+
+def test_backward_scan_on_the_cpu_equals_the_torch_loop():
+    from pgrl.returns import backward_scan
+
+    g = torch.Generator().manual_seed(0)
+    x, decay = torch.randn(64, 5, generator=g), torch.rand(64, 5, generator=g) * 0.99
+    expected, running = torch.empty_like(x), torch.zeros(5)
+    for t in range(63, -1, -1):
+        running = x[t] + decay[t] * running
+        expected[t] = running
+    assert torch.equal(backward_scan(x, decay), expected)
+    graded = backward_scan(x.clone().requires_grad_(), decay)  # the torch path keeps the graph
+    assert graded.requires_grad and torch.equal(graded.detach(), expected)
