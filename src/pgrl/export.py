@@ -32,6 +32,7 @@ from torch import nn
 from pgrl.envs.normalize import DictObsNormalizer, ObsNormalizer
 from pgrl.errors import ConfigError, PGRLError
 from pgrl.obs import TensorDict, event_ndims, space_shape, storage_dtype
+from pgrl.runs import write_atomic
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 OPSET = 17
@@ -188,8 +189,8 @@ def export_model(model, out: str | Path, fmt: str = "onnx") -> Path:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             fix = "; try --format torchscript" if fmt == "onnx" else "; its layers must be traceable by torch.jit.trace"
             raise ExportError(f"{what} cannot be exported to {fmt} ({first[:200]}){fix}") from None
-    _write_bytes(out, buffer.getvalue())
-    _write_bytes(Path(f"{out}.json"), (json.dumps({**sig, "format": fmt}, indent=2) + "\n").encode())
+    write_atomic(out, buffer.getvalue())
+    write_atomic(Path(f"{out}.json"), (json.dumps({**sig, "format": fmt}, indent=2) + "\n").encode())
     return out
 
 
@@ -205,12 +206,6 @@ def _quiet_stdout():
     finally:
         os.dup2(saved, 1)
         os.close(saved)
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def export_run(path: str | Path, fmt: str = "onnx", out: str | Path | None = None) -> Path:

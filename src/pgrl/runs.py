@@ -52,10 +52,18 @@ def new_run_dir(out: str | Path | None, algo: str, env_id: str, seed: int) -> Pa
     return empty_dir(out, f"{algo}-{env_id}-s{seed}")
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``path`` through a temporary file and a rename, so a kill leaves the old file or the new one."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    if isinstance(data, bytes):
+        tmp.write_bytes(data)
+    else:
+        tmp.write_text(data)
     tmp.replace(path)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def train_run(

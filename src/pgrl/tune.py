@@ -36,7 +36,7 @@ from pgrl.callbacks import BaseCallback
 from pgrl.config import load_config_file, load_preset, merge, merge_preset
 from pgrl.errors import ConfigError, PGRLError
 from pgrl.evaluation import evaluate_policy
-from pgrl.runs import algorithm_class, empty_dir, write_json
+from pgrl.runs import algorithm_class, empty_dir, write_atomic, write_json
 
 STUDY_NAME = "pgrl-tune"
 SAMPLERS = ("tpe", "random")
@@ -433,9 +433,7 @@ def write_best_config(path: Path, settings: TuneSettings, trial) -> Path:
     header = (f"# pgrl tune {settings.algo} {settings.env_id}: trial {trial.number}, greedy return {trial.value:.2f} "
               f"after {settings.timesteps} steps (seed {settings.seed}).\n"
               f"# Train it with: pgrl train {settings.algo} {settings.env_id} --config {path.name}\n")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(header + yaml.safe_dump(merge(hparams), sort_keys=False))
-    tmp.replace(path)
+    write_atomic(path, header + yaml.safe_dump(merge(hparams), sort_keys=False))
     return path
 
 

@@ -55,7 +55,7 @@ def run(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return net(x)
     for layer in net._modules.values():
         kind = type(layer)
-        if layer._forward_hooks or layer._forward_pre_hooks or layer._backward_hooks or layer._backward_pre_hooks:
+        if _hooked(layer):
             x = layer(x)
         elif kind is nn.Linear:  # _parameters: layer.weight would go through nn.Module.__getattr__
             params = layer._parameters
