@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]" "$(TORCH)"
 	$(BIN)/python -m pip install --quiet --no-deps "$(RL_ZOO)"
+	$(BIN)/python -m pgrl.fast  # compile the fast path's kernels into numba's cache once, not in the first run
 	touch $(STAMP)
 
 install: $(STAMP)

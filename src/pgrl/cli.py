@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--policy", default=None, choices=POLICIES,
                        help="policy (SB3's names; the Lstm ones have memory, for ppo and a2c); default: the preset's")
     train.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    train.add_argument("--fast-path", default=None, choices=["auto", "on", "off"],
+                       help="compiled kernels for small MLP policies on a CPU (docs/speed.md); default: auto")
     train.add_argument("--env-backend", default="auto", choices=["auto", "native", "gymnasium"])
     train.add_argument("--vec", default="sync", choices=["sync", "async"], help="Gymnasium vectorization")
     train.add_argument("--out", default=None, help="run folder (default runs/ALGO-ENV-sSEED-TIME)")
@@ -219,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
                     seed=args.seed,
                     total_timesteps=int(total) if total else None,
                     config_file=args.config,
-                    overrides=([f"policy={args.policy}"] if args.policy else []) + args.overrides,
+                    overrides=([f"policy={args.policy}"] if args.policy else [])
+                    + ([f"fast_path={args.fast_path}"] if args.fast_path else []) + args.overrides,
                     device=args.device,
                     out=args.out,
                     preset=args.preset,

@@ -214,6 +214,9 @@ class AlgoConfig(Frozen):
     policy: Literal[POLICIES] = Field("MlpPolicy", description="MlpPolicy, CnnPolicy (images) or MultiInputPolicy "
                                       "(Dict observations); their Lstm variants (MlpLstmPolicy, ...) add memory")
     policy_kwargs: PolicyKwargs = PolicyKwargs()
+    fast_path: Literal["auto", "on", "off"] = Field(
+        "auto", description="compiled kernels for small MLP policies on a CPU (pgrl.fast): auto where they apply "
+        "and pay, on to insist, off for the torch path")
 
     @model_validator(mode="after")
     def _lstm_kwargs_need_an_lstm(self):

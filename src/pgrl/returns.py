@@ -114,6 +114,11 @@ def backward_scan(x: torch.Tensor, decay: torch.Tensor) -> torch.Tensor:
     if x.device.type == "cpu" and not (x.requires_grad or decay.requires_grad):
         xs, ds = x.detach().contiguous().numpy(), decay.detach().contiguous().numpy()
         out = np.empty_like(xs)
+        kernels = _kernels()
+        if kernels is not None and xs.size and xs.dtype == ds.dtype:  # compiled: no per-step dispatch
+            shape = (xs.shape[0], -1)
+            kernels.backward_scan(xs.reshape(shape), ds.reshape(shape), out.reshape(shape))
+            return torch.from_numpy(out)
         running = np.zeros_like(xs[0])
         for t in range(xs.shape[0] - 1, -1, -1):
             running = xs[t] + ds[t] * running
@@ -125,6 +130,21 @@ def backward_scan(x: torch.Tensor, decay: torch.Tensor) -> torch.Tensor:
         running = x[t] + decay[t] * running
         out[t] = running
     return out
+
+
+def _kernels():
+    """pgrl.fast.kernels when numba is installed (imported on first use), else None."""
+    global _KERNELS
+    if _KERNELS is None:
+        try:
+            from pgrl.fast import kernels
+        except ImportError:
+            kernels = False
+        _KERNELS = kernels
+    return _KERNELS or None
+
+
+_KERNELS = None
 
 
 def td_errors(

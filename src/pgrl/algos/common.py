@@ -16,6 +16,7 @@ from torch import nn
 
 from pgrl.config import is_recurrent
 from pgrl.errors import ConfigError, EnvError, TrainingError
+from pgrl.fast import check_setting
 from pgrl.obs import batch_from_user
 from pgrl.policies import make_policy
 from pgrl.policies.actor_critic import ActorCriticPolicy
@@ -33,7 +34,8 @@ class Capabilities:
     ("rollouts", "gradients") or None.  batched_seeds: K seeds can train as one stacked batch
     (pgrl.batched).  exact_resume: a resumed run continues bit-identically (native envs).
     recurrent: trains LSTM policies (MlpLstmPolicy, ...): its update evaluates whole sequences;
-    recurrent_note says why an algorithm that does not, does not.
+    recurrent_note says why an algorithm that does not, does not.  fast_update: the update has
+    pgrl.fast's compiled path for small MLP policies (fast_path=on needs it).
     """
 
     runner: Literal["synchronous", "hogwild"] = "synchronous"
@@ -41,6 +43,8 @@ class Capabilities:
     batched_seeds: bool = False
     recurrent: bool = False
     recurrent_note: str = ""
+    #: its update has a compiled fast path (pgrl.fast) for small MLP policies on a CPU
+    fast_update: bool = False
     devices: tuple[str, ...] = ("cpu", "cuda")
     exact_resume: bool = True
     observation_spaces: tuple[str, ...] = ("Box", "Discrete", "MultiDiscrete", "MultiBinary", "Dict")
@@ -62,6 +66,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
 def build_policy(algo, observation_space, action_space) -> ActorCriticPolicy:
     """``algo``'s policy (pgrl.policies.make_policy); ConfigError for an LSTM policy when ``algo``
     does not train those."""
+    check_setting(algo)
     if is_recurrent(algo.config.policy) and not algo.capabilities.recurrent:
         takers = ", ".join(name for name, cls in type(algo).registry.items() if cls.capabilities.recurrent)
         raise ConfigError(f"{algo.name} does not train LSTM policies ({algo.config.policy}); {takers} do. "
@@ -70,18 +75,20 @@ def build_policy(algo, observation_space, action_space) -> ActorCriticPolicy:
 
 
 @torch.no_grad()
-def rollout_values(policy, rollout) -> tuple[torch.Tensor, torch.Tensor]:
+def rollout_values(policy, rollout, value=None) -> tuple[torch.Tensor, torch.Tensor]:
     """V(obs) and V(next_obs), both [T, N], in one batched forward pass (compact storage: over
     obs, last_obs and the final observations only; see pgrl.rollout.storage).  LSTM policies'
-    values were computed while acting, from the recurrent state of each step."""
+    values were computed while acting, from the recurrent state of each step.  ``value``: what
+    computes V of a batch (default ``policy.value``; pgrl.fast passes its kernel's)."""
     if rollout.values is not None:
         return rollout.values, rollout.next_values()
     T, N = rollout.n_steps, rollout.num_envs
+    value = value or policy.value
     if rollout.next_obs is not None:
-        values = policy.value(torch.cat([flatten(rollout.obs), flatten(rollout.next_obs)]))
+        values = value(torch.cat([flatten(rollout.obs), flatten(rollout.next_obs)]))
         return values[: T * N].reshape(T, N), values[T * N :].reshape(T, N)
     finals = [final for _, _, final in rollout.finals]
-    values = policy.value(torch.cat([flatten(rollout.obs), rollout.last_obs, *finals]))
+    values = value(torch.cat([flatten(rollout.obs), rollout.last_obs, *finals]))
     obs_values = values[: T * N].reshape(T, N)
     next_values = torch.cat([obs_values[1:], values[T * N : T * N + N][None]])
     offset = T * N + N

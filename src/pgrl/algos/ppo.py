@@ -35,6 +35,7 @@ from pgrl.algos.common import (
     set_learning_rate,
 )
 from pgrl.config import AlgoConfig, PositiveSchedule, make_schedule
+from pgrl.fast import ppo_fast_path
 from pgrl.returns import gae
 
 
@@ -139,7 +140,7 @@ class PPO(Algorithm):
     name = "ppo"
     config_class = PPOConfig
     # pgrl.batched trains K seeds through ppo_loss; LSTM policies get whole-sequence minibatches (common.batches)
-    capabilities = Capabilities(batched_seeds=True, recurrent=True)
+    capabilities = Capabilities(batched_seeds=True, recurrent=True, fast_update=True)
 
     def _setup(self) -> None:
         self.optimizer = self.make_optimizer(self.policy.parameters(), self.lr_schedule(1.0))
@@ -147,6 +148,7 @@ class PPO(Algorithm):
         vf = self.config.clip_range_vf
         self.clip_vf_schedule = make_schedule(vf) if vf is not None else None
         self.kl_coef = self.config.kl_coef
+        self.fast = ppo_fast_path(self, self.config.batch_size)  # None: the torch path below
 
     def training_state(self) -> dict:
         return {**super().training_state(), "kl_coef": self.kl_coef}
@@ -160,7 +162,7 @@ class PPO(Algorithm):
         set_learning_rate(self.optimizer, self.lr_schedule(progress_remaining))
         clip = self.clip_schedule(progress_remaining)
         clip_vf = self.clip_vf_schedule(progress_remaining) if self.clip_vf_schedule else None
-        values, next_values = rollout_values(self.policy, rollout)
+        values, next_values = rollout_values(self.policy, rollout, self.fast.layout.value if self.fast else None)
         advantages = gae(
             rollout.rewards, values, next_values, rollout.terminated, rollout.truncated, c.gamma, c.gae_lambda
         )
@@ -172,15 +174,19 @@ class PPO(Algorithm):
         )
         advantages, returns, values = flatten(advantages), flatten(returns), flatten(values)
         masks = flat_masks(rollout)
+        kl_coef = self.kl_coef if self.kl_coef > 0 else None
 
         sums: dict[str, torch.Tensor] = {}
         n_updates, stopped = 0, False
-        for _ in range(c.n_epochs):
+        if self.fast is not None:
+            sums, n_updates, stopped = self.fast.update(
+                c, obs, actions, masks, old_log_probs, values, advantages, returns, clip, clip_vf, kl_coef)
+        for _ in range(c.n_epochs if self.fast is None else 0):
             for idx, seqs in batches(self.policy, rollout, c.batch_size):
                 log_probs, entropy, new_values = self.policy.evaluate(obs[idx], actions[idx], rows(masks, idx), seqs)
                 loss, _, terms = ppo_loss(
                     c, log_probs, entropy, new_values, old_log_probs[idx], values[idx], advantages[idx],
-                    returns[idx], clip, clip_vf, self.kl_coef if self.kl_coef > 0 else None,
+                    returns[idx], clip, clip_vf, kl_coef,
                 )
                 if c.target_kl is not None and bool(terms["stats/approx_kl"] > 1.5 * c.target_kl):
                     stopped = True

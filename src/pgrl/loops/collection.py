@@ -16,6 +16,7 @@ from pgrl.envs.base import VecEnv
 from pgrl.envs.make import EnvFactory, describe_env_kind, to_vec_env
 from pgrl.envs.normalize import RewardScaler
 from pgrl.errors import ConfigError, EnvError
+from pgrl.fast import rollout_fast_path
 from pgrl.rollout.collector import Collector
 from pgrl.rollout.storage import Rollout
 
@@ -72,6 +73,7 @@ def collector_for(algo):
         algo._collector = Collector(algo.env, algo.policy, algo.obs_normalizer, scaler,
                                     sde_sample_freq=c.sde_sample_freq, clip_reward=c.clip_reward)
         algo._collector.reset(seed=algo.seed * 1000)
+        algo._collector.fast = rollout_fast_path(algo, algo._collector)
     return algo._collector
 
 

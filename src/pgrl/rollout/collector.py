@@ -44,6 +44,8 @@ class Collector:
         self.recurrent = policy.recurrent
         self.state = policy.initial_state(n, device) if self.recurrent else None
         self.episode_starts = torch.ones(n, dtype=torch.bool, device=device)
+        #: pgrl.fast's fused rollout (CartPoleRollout) when it applies: collect() without on_step calls it
+        self.fast = None
 
     def reset(self, seed: int | None = None) -> None:
         self.obs = self.env.reset(seed=seed)
@@ -200,7 +202,9 @@ class Collector:
         rollout.finals, rollout.bootstrap = [], []
         finished_returns = torch.empty_like(rollout.rewards)
         finished_lengths = torch.empty_like(rollout.log_probs, dtype=torch.int64)
-        for t in range(n_steps):
+        if self.fast is not None and on_step is None:
+            self.fast.collect(rollout, finished_returns, finished_lengths)
+        for t in range(n_steps if self.fast is None or on_step is not None else 0):
             self._step(rollout, t, finished_returns, finished_lengths)
             if on_step is not None and not on_step(self.last_step):
                 rollout.stopped = True
