@@ -12,7 +12,7 @@ EXTRAS := dev,bench,mujoco,box2d,ray,atari,record,export,docs,tune,wandb
 # rl-zoo's hyperparameter files for the rl-zoo tests (pyproject.toml, "tune"); its own requirements are not needed.
 RL_ZOO := rl_zoo3==2.9.2
 
-.PHONY: install demo browser docs test test-long test-all bench bench-learning bench-compare bench-control bench-seeds bench-ray bench-atari bench-masking bench-recurrent bench-jax lint clean
+.PHONY: install demo browser docs test test-long test-all bench bench-learning bench-compare bench-control bench-seeds bench-ray bench-atari bench-masking bench-recurrent bench-jax bench-cli lint clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -92,7 +92,12 @@ $(JAX_VENV)/.installed:
 	touch $@
 
 bench-jax: $(STAMP) $(JAX_VENV)/.installed
-	$(BIN)/python -m benchmarks.jax_compare --jax-python $(JAX_VENV)/bin/python --repeats 3
+	$(BIN)/python -m benchmarks.jax_compare --jax-python $(JAX_VENV)/bin/python --repeats 3 --jax-cache $(JAX_VENV)/compile-cache
+
+# `pgrl train ppo CartPole-v1` vs SB3 with rl-zoo's settings, whole process each, train and evaluation
+# (docs/speed.md, "Fast path"); about 3 minutes.
+bench-cli: $(STAMP)
+	$(BIN)/python -m benchmarks.cli_compare --repeats 3
 
 # K seeds of PPO trained as one batch vs one seed alone (docs/speed.md, "Many seeds at once"); ~10 minutes.
 bench-seeds: $(STAMP)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -101,6 +102,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--configs", default="default,wide")
     parser.add_argument("--no-sb3", action="store_true", help="leave SB3 out (it has no wide run either way)")
+    parser.add_argument("--jax-cache", default=None, metavar="DIR",
+                        help="JAX's persistent compilation cache for rejax (emptied first): an untimed cold run fills "
+                             "it, so every timed rejax run is warm (without it every run compiles cold)")
     parser.add_argument("--worker", choices=["pgrl", "sb3"], help=argparse.SUPPRESS)
     parser.add_argument("--config", default="default", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -125,6 +129,12 @@ def main(argv: list[str] | None = None) -> None:
     me = [sys.executable, "-m", "benchmarks.jax_compare", "--worker"]
     for config in args.configs.split(","):
         commands = {"rejax": [args.jax_python, "benchmarks/jax_worker.py", "--config", config]}
+        if args.jax_cache:
+            shutil.rmtree(args.jax_cache, ignore_errors=True)  # emptied, so the first run is really cold
+            commands["rejax"] += ["--compile-cache", args.jax_cache]
+            cold = run([*commands["rejax"], "--seed", "99"])  # fills the cache: the timed runs load it
+            print(f"  {config} rejax cold (fills {args.jax_cache}): train {cold['train_s']:.2f} s, whole "
+                  f"{cold['whole_s']:.2f} s, compile {cold['compile_s']:.2f} s; the runs below are warm", flush=True)
         commands["pgrl (1 thread)"] = [*me, "pgrl", "--config", config, "--threads", "1"]
         if config == "wide":
             commands["pgrl (2 threads)"] = [*me, "pgrl", "--config", config, "--threads", "2"]

@@ -192,6 +192,13 @@ class PolicyKwargs(Frozen):
         return data
 
 
+def _on_off(value: Any) -> Any:
+    """YAML reads a bare on / off (``--set fast_path=off``) as a boolean: take it as the word."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return value
+
+
 class AlgoConfig(Frozen):
     """Hyperparameters every algorithm has."""
 
@@ -214,7 +221,7 @@ class AlgoConfig(Frozen):
     policy: Literal[POLICIES] = Field("MlpPolicy", description="MlpPolicy, CnnPolicy (images) or MultiInputPolicy "
                                       "(Dict observations); their Lstm variants (MlpLstmPolicy, ...) add memory")
     policy_kwargs: PolicyKwargs = PolicyKwargs()
-    fast_path: Literal["auto", "on", "off"] = Field(
+    fast_path: Annotated[Literal["auto", "on", "off"], BeforeValidator(_on_off)] = Field(
         "auto", description="compiled kernels for small MLP policies on a CPU (pgrl.fast): auto where they apply "
         "and pay, on to insist, off for the torch path")
 

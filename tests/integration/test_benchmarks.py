@@ -62,3 +62,15 @@ def test_jax_comparison_runs_pgrl_and_sb3_on_the_same_schedule(monkeypatch, caps
     jax_compare._table("default", {"rejax": [rejax], "pgrl (1 thread)": [{**ours, "whole_s": 2.0}]})
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| pgrl (1 thread) |"))
     assert "| 3.0x | 2.0x |" in row  # training and whole-process ratios against rejax's
+
+
+def test_cli_comparison_times_both_whole_processes(capsys):
+    """bench-cli: `pgrl train` and the SB3 worker each run as a process on the same budget; the table
+    gives both medians and their ratio."""
+    from benchmarks import cli_compare
+
+    cli_compare.main(["--repeats", "1", "--timesteps", "1024"])
+    out = capsys.readouterr().out
+    assert "| `pgrl train ppo CartPole-v1` |" in out and "| SB3 2.9.2, rl-zoo's settings |" in out
+    ratio = float(out.split("SB3 / pgrl: ")[1].split("x")[0])
+    assert ratio > 0

@@ -96,11 +96,12 @@ def test_the_fast_update_steps_the_parameters_and_state_torch_sees():
     assert float(first["loss/value"]) == float(again["loss/value"])
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_native_cartpole_rollout_equals_the_torch_path(seed):
-    torch_path = pgrl.PPO("MlpPolicy", "CartPole-v1", seed=seed, fast_path="off", n_envs=4, n_steps=96,
-                          batch_size=96)
-    fast = pgrl.PPO("MlpPolicy", "CartPole-v1", seed=seed, fast_path="on", n_envs=4, n_steps=96, batch_size=96)
+@pytest.mark.parametrize(("algo", "seed"), [("ppo", 0), ("ppo", 1), ("a2c", 0)])  # a2c's preset: a shared trunk
+def test_native_cartpole_rollout_equals_the_torch_path(algo, seed):
+    kwargs = {"n_envs": 4, "n_steps": 96, **({"batch_size": 96} if algo == "ppo" else {})}
+    cls = pgrl.ALGORITHMS[algo]
+    torch_path = cls("MlpPolicy", "CartPole-v1", seed=seed, fast_path="off", **kwargs)
+    fast = cls("MlpPolicy", "CartPole-v1", seed=seed, **kwargs)
     a, b = torch_path.collector(), fast.collector()
     assert a.fast is None and b.fast is not None
     torch.manual_seed(5)
@@ -203,3 +204,28 @@ def test_kernel_cartpole_step_is_the_native_env_step():
         terminated = kernels.cartpole_step(consts, start[i].numpy(), int(actions[i]), out)
         assert terminated == bool(step.terminated[i])
         np.testing.assert_allclose(out, step.final_obs[i].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_deep_copy_trains_on_its_own_buffers():
+    model = pgrl.PPO("MlpPolicy", "CartPole-v1", seed=0, n_envs=4, n_steps=32, batch_size=64)
+    model.learn(256)
+    twin = copy.deepcopy(model)
+    twin.learn(256)  # the copy's parameters are new tensors: its kernels re-point them at a buffer of its own
+    for p, q in zip(model.policy.parameters(), twin.policy.parameters(), strict=True):
+        assert p.data_ptr() != q.data_ptr()
+    assert any(not torch.equal(p, q) for p, q in zip(model.policy.parameters(), twin.policy.parameters(),
+                                                      strict=True))
+
+
+def test_cli_flag_sets_the_fast_path(tmp_path):
+    import json
+
+    from pgrl.cli import main
+
+    out = tmp_path / "run"
+    main(["train", "ppo", "CartPole-v1", "--total-timesteps", "512", "--fast-path", "off", "--out", str(out),
+          "--no-progress", "--eval-episodes", "0"])
+    assert json.loads((out / "config.json").read_text())["config"]["fast_path"] == "off"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "ppo", "CartPole-v1", "--fast-path", "sometimes"])
+    assert exit_info.value.code == 2

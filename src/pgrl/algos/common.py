@@ -6,6 +6,7 @@ and K stacked seeds' ``[K, B]`` alike (pgrl.batched trains K seeds through the s
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -216,9 +217,20 @@ def make_optimizer(params, lr: float, kind: str) -> torch.optim.Optimizer:
     loop over tensors, which matters when an update is thousands of small gradient steps.
     """
     params = list(params)
+    _no_dynamo_import(torch.optim.Optimizer.add_param_group)
     if kind == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, alpha=0.99, eps=1e-5, foreach=True)
     return torch.optim.Adam(params, lr=lr, eps=1e-5, fused=True)
+
+
+def _no_dynamo_import(method) -> None:
+    """torch marks some Optimizer methods "not to be compiled" through a wrapper that imports
+    torch._dynamo on its first call, 2.5 s of a process here, only to wrap the method once.  While
+    torch._dynamo is not imported nothing is being compiled, so the mark is the method itself
+    (the wrapper's own cache attribute); pgrl's fast path then never imports torch._dynamo."""
+    inner = getattr(method, "__wrapped__", None)
+    if inner is not None and "torch._dynamo" not in sys.modules and getattr(inner, "__dynamo_disable", None) is None:
+        inner.__dynamo_disable = inner
 
 
 def optimizer_step(

@@ -157,6 +157,27 @@ class PPO(Algorithm):
         super().load_training_state(state, tensors)
         self.kl_coef = float(state["kl_coef"])
 
+    def _epochs(self, rollout, data, clip: float, clip_vf: float | None, kl_coef: float | None):
+        """The minibatch epochs in torch: (per-minibatch metrics summed, minibatches stepped, target-KL stop)."""
+        c = self.config
+        obs, actions, masks, old_log_probs, values, advantages, returns = data
+        sums: dict[str, torch.Tensor] = {}
+        n_updates = 0
+        for _ in range(c.n_epochs):
+            for idx, seqs in batches(self.policy, rollout, c.batch_size):
+                log_probs, entropy, new_values = self.policy.evaluate(obs[idx], actions[idx], rows(masks, idx), seqs)
+                loss, _, terms = ppo_loss(
+                    c, log_probs, entropy, new_values, old_log_probs[idx], values[idx], advantages[idx],
+                    returns[idx], clip, clip_vf, kl_coef,
+                )
+                if c.target_kl is not None and bool(terms["stats/approx_kl"] > 1.5 * c.target_kl):
+                    return sums, n_updates, True
+                optimizer_step(self.optimizer, loss, max_grad_norm=c.max_grad_norm)
+                n_updates += 1
+                for key, value in terms.items():
+                    sums[key] = sums.get(key, 0.0) + value
+        return sums, n_updates, False
+
     def update(self, rollout, progress_remaining: float) -> Metrics:
         c = self.config
         set_learning_rate(self.optimizer, self.lr_schedule(progress_remaining))
@@ -176,27 +197,11 @@ class PPO(Algorithm):
         masks = flat_masks(rollout)
         kl_coef = self.kl_coef if self.kl_coef > 0 else None
 
-        sums: dict[str, torch.Tensor] = {}
-        n_updates, stopped = 0, False
-        if self.fast is not None:
-            sums, n_updates, stopped = self.fast.update(
-                c, obs, actions, masks, old_log_probs, values, advantages, returns, clip, clip_vf, kl_coef)
-        for _ in range(c.n_epochs if self.fast is None else 0):
-            for idx, seqs in batches(self.policy, rollout, c.batch_size):
-                log_probs, entropy, new_values = self.policy.evaluate(obs[idx], actions[idx], rows(masks, idx), seqs)
-                loss, _, terms = ppo_loss(
-                    c, log_probs, entropy, new_values, old_log_probs[idx], values[idx], advantages[idx],
-                    returns[idx], clip, clip_vf, kl_coef,
-                )
-                if c.target_kl is not None and bool(terms["stats/approx_kl"] > 1.5 * c.target_kl):
-                    stopped = True
-                    break
-                optimizer_step(self.optimizer, loss, max_grad_norm=c.max_grad_norm)
-                n_updates += 1
-                for key, value in terms.items():
-                    sums[key] = sums.get(key, 0.0) + value
-            if stopped:
-                break
+        data = (obs, actions, masks, old_log_probs, values, advantages, returns)
+        if self.fast is not None:  # pgrl.fast: every epoch's minibatches in compiled kernels
+            sums, n_updates, stopped = self.fast.update(c, *data, clip, clip_vf, kl_coef)
+        else:
+            sums, n_updates, stopped = self._epochs(rollout, data, clip, clip_vf, kl_coef)
         metrics: Metrics = {key: value / max(n_updates, 1) for key, value in sums.items()}
         if n_updates:  # one check per update instead of a host sync per minibatch
             check_finite(self, metrics["loss/policy"] + metrics["loss/value"])

@@ -27,10 +27,6 @@ ACT_TANH, ACT_RELU = 0, 1
 # division-by-zero branch per division, which would keep loops from vectorizing.
 _FM = {"reassoc", "contract", "nsz", "arcp"}
 _JIT = {"cache": True, "fastmath": _FM, "error_model": "numpy", "nogil": True}
-
-
-
-
 MASKED_LOGIT = np.float32(-1e8)
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 

@@ -202,13 +202,14 @@ class Collector:
         rollout.finals, rollout.bootstrap = [], []
         finished_returns = torch.empty_like(rollout.rewards)
         finished_lengths = torch.empty_like(rollout.log_probs, dtype=torch.int64)
-        if self.fast is not None and on_step is None:
+        if self.fast is not None and on_step is None:  # pgrl.fast: the whole rollout in one kernel call
             self.fast.collect(rollout, finished_returns, finished_lengths)
-        for t in range(n_steps if self.fast is None or on_step is not None else 0):
-            self._step(rollout, t, finished_returns, finished_lengths)
-            if on_step is not None and not on_step(self.last_step):
-                rollout.stopped = True
-                return rollout
+        else:
+            for t in range(n_steps):
+                self._step(rollout, t, finished_returns, finished_lengths)
+                if on_step is not None and not on_step(self.last_step):
+                    rollout.stopped = True
+                    return rollout
         self._record(rollout, finished_returns, finished_lengths, None)
         self._close_compact(rollout)
         return rollout
