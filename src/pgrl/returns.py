@@ -107,9 +107,10 @@ def gae(
 def backward_scan(x: torch.Tensor, decay: torch.Tensor) -> torch.Tensor:
     """y_t = x_t + decay_t * y_{t+1} (y_T = 0) over the leading time dim of [T, ...] tensors.
 
-    On the CPU the T-step loop runs in NumPy on the tensors' memory: the same float operations in
-    the same order (so the same result, bit for bit), at a fraction of a torch op's dispatch cost,
-    which adds up over a rollout's hundreds of steps.
+    On the CPU the T-step loop runs on the tensors' memory in pgrl.fast's compiled kernel (NumPy
+    when numba is missing): the same float operations in the same order (so the same result, bit
+    for bit, whatever ``fast_path`` says), at a fraction of a torch op's dispatch cost, which adds
+    up over a rollout's hundreds of steps.
     """
     if x.device.type == "cpu" and not (x.requires_grad or decay.requires_grad):
         xs, ds = x.detach().contiguous().numpy(), decay.detach().contiguous().numpy()
