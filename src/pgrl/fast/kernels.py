@@ -93,19 +93,25 @@ _SMALL = 16
 
 
 @njit(**_JIT)
+def _rows_times(a, m, out):
+    """out = a @ m for a [B, k] with k small, m [k, n] contiguous: each row of out as k n-wide
+    multiply-adds (vector ops), not one short dot product per entry."""
+    for b in range(a.shape[0]):
+        ob = out[b]
+        ob[:] = 0.0
+        for j in range(m.shape[0]):
+            aj = a[b, j]
+            mj = m[j]
+            for o in range(m.shape[1]):
+                ob[o] += aj * mj[o]
+
+
+@njit(**_JIT)
 def _matmul_wt(x, w, y):
     """y = x @ w.T for x [B, in], w [out, in] (nn.Linear's layout)."""
     n_out, n_in = w.shape
-    if n_in <= _SMALL:  # broadcast each input column over a row of w.T: out-wide vector ops
-        wt = np.ascontiguousarray(w.T)
-        for b in range(x.shape[0]):
-            yb = y[b]
-            yb[:] = 0.0
-            for i in range(n_in):
-                xi = x[b, i]
-                wi = wt[i]
-                for o in range(n_out):
-                    yb[o] += xi * wi[o]
+    if n_in <= _SMALL:
+        _rows_times(x, np.ascontiguousarray(w.T), y)
     elif n_out <= _SMALL:  # one in-wide dot product per output
         for b in range(x.shape[0]):
             xb = x[b]
@@ -149,16 +155,8 @@ def _weight_grad(dz, x, gw):
 @njit(**_JIT)
 def _input_grad(dz, w, dx):
     """dx = dz @ w for dz [B, out], w [out, in]."""
-    n_out, n_in = w.shape
-    if n_out <= _SMALL:
-        for b in range(dz.shape[0]):
-            dxb = dx[b]
-            dxb[:] = 0.0
-            for o in range(n_out):
-                g = dz[b, o]
-                wo = w[o]
-                for i in range(n_in):
-                    dxb[i] += g * wo[i]
+    if w.shape[0] <= _SMALL:
+        _rows_times(dz, w, dx)
     else:
         np.dot(dz, w, dx)
 
